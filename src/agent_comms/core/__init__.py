@@ -1,0 +1,1 @@
+"""What every component agrees on: the message model, line identity, normalization, subjects."""
