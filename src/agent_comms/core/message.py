@@ -222,11 +222,13 @@ def fit_body(body: dict[str, Any], limit: int) -> dict[str, Any]:
         steps.append("dropped tool.arguments")
     over = size() - limit
     if over > 0:
-        content = str(fitted.get("content", ""))
-        # JSON escaping can double a byte; aim low enough to land under the limit in one cut.
-        target = max(len(content.encode("utf-8")) - 2 * over - 64, 0)
-        fitted["content"], omitted = cap_text(content, target)
         attrs["truncated"] = True
-        steps.append(f"content cut by {omitted} bytes to fit max_payload")
-        size()
+        content = str(fitted.get("content", ""))
+        budget = len(content.encode("utf-8"))
+        steps.append("content cut to fit max_payload")
+        while over > 0 and budget > 0:  # escaping makes the encoded size a little unpredictable
+            budget = max(budget - over - 64, 0)
+            fitted["content"], omitted = cap_text(content, budget)
+            steps[-1] = f"content cut by {omitted} bytes to fit max_payload"
+            over = size() - limit
     return fitted

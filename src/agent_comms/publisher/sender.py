@@ -1,0 +1,284 @@
+"""Pipelined JetStream publishing with every PubAck checked.
+
+Publishes go out on the core connection with a reply subject under one inbox subscription that
+collects the PubAcks, the fastest way Python can get messages stored with acknowledgement
+(`js.publish()` waits a round trip per message; `js.publish_async()` costs a task-free future
+but still a round trip of bookkeeping we do not need). At most `max_in_flight` copies are
+unacknowledged at once: when the window is full, `send()` waits, so the reader stops reading and
+the file stays the buffer.
+
+The fast path allocates no task: an ack resolves its copy in the subscription callback. A copy
+that times out, meets no responders or gets an error reply moves to the slow path: a retry task
+driven by tenacity (exponential backoff with jitter, no attempt limit) that republishes it with
+the same `Nats-Msg-Id`, so a re-send inside the duplicate window is absorbed by the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from typing import Any, Final
+
+import nats.errors
+import orjson
+from nats.aio.msg import Msg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_exponential_jitter
+
+from agent_comms.bus import Connection
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_MAX_S: Final = 0.25
+NO_RESPONDERS_STATUS: Final = "503"
+
+# JetStream API error codes that no retry can fix (the body itself is refused).
+PERMANENT_ERR_CODES: Final = frozenset({10054})  # maximum message size exceeded
+
+
+class PublishFailed(Exception):
+    """A transient publish failure (timeout, no responders, error reply, connection down)."""
+
+
+class PublishRejected(Exception):
+    """JetStream refused the message for good; retrying cannot help."""
+
+
+class Outcome:
+    """Receives the final result of each copy; implemented by the publisher's line tickets."""
+
+    __slots__ = ()
+
+    def acked(self) -> None:
+        raise NotImplementedError
+
+    def rejected(self, reason: str) -> None:
+        raise NotImplementedError
+
+
+class Copy:
+    """One message to store: a subject, an encoded body, its headers and who to tell."""
+
+    __slots__ = ("deadline", "future", "headers", "outcome", "payload", "subject")
+
+    def __init__(self, subject: str, payload: bytes, headers: dict[str, str], outcome: Outcome) -> None:
+        self.subject = subject
+        self.payload = payload
+        self.headers = headers
+        self.outcome = outcome
+        self.deadline = 0.0
+        self.future: asyncio.Future[None] | None = None
+
+
+class Sender:
+    """Sends copies with a bounded window and retries until acknowledged or closed."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        max_in_flight: int,
+        ack_timeout_s: float,
+        retry_initial_wait_s: float,
+        retry_max_wait_s: float,
+    ) -> None:
+        self._conn = conn
+        self._max = max_in_flight
+        self._ack_timeout_s = ack_timeout_s
+        self._retry_initial_s = retry_initial_wait_s
+        self._retry_max_s = retry_max_wait_s
+        self._space = asyncio.Event()
+        self._space.set()
+        self._pending: dict[str, Copy] = {}
+        self._tokens = itertools.count(1)
+        self._prefix = ""
+        self._sub: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.in_flight = 0
+        self.acked = 0
+        self.retries = 0
+        self.rejected = 0
+        self.last_ack_at = 0.0
+
+    async def start(self) -> None:
+        """Subscribe the reply inbox and start the ack-timeout sweeper (needs a connection)."""
+        nc = self._conn.nc
+        self._prefix = nc.new_inbox()
+        self._sub = await nc.subscribe(self._prefix + ".*", cb=self._on_reply)
+        self._spawn(self._sweep())
+
+    @property
+    def started(self) -> bool:
+        return self._sub is not None
+
+    async def send(self, copy: Copy, expired: Callable[[], bool] | None = None) -> bool:
+        """Take a window slot (waiting while the window is full) and publish the copy.
+
+        Returns False, without publishing, if `expired()` turns true while waiting for a slot.
+        """
+        while self.in_flight >= self._max:
+            self._space.clear()
+            if expired is not None and expired():
+                return False
+            try:
+                await asyncio.wait_for(self._space.wait(), SWEEP_INTERVAL_MAX_S)
+            except TimeoutError:
+                pass
+        self.in_flight += 1
+        self._idle.clear()
+        await self._publish(copy)
+        return True
+
+    async def wait_idle(self, expired: Callable[[], bool]) -> bool:
+        """Wait until every copy is acknowledged; False if `expired()` turns true first."""
+        while not self._idle.is_set():
+            if expired():
+                return False
+            try:
+                await asyncio.wait_for(self._idle.wait(), SWEEP_INTERVAL_MAX_S)
+            except TimeoutError:
+                pass
+        return True
+
+    async def close(self) -> None:
+        """Stop retrying and stop listening for acks; copies still in flight stay unacknowledged."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sub is not None and not self._conn.nc.is_closed:
+            try:
+                await self._sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+        self._sub = None
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def _publish(self, copy: Copy) -> None:
+        token = str(next(self._tokens))
+        copy.deadline = asyncio.get_running_loop().time() + self._ack_timeout_s
+        self._pending[token] = copy
+        try:
+            await self._conn.nc.publish(copy.subject, copy.payload, reply=f"{self._prefix}.{token}", headers=copy.headers)
+        except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
+            if self._pending.pop(token, None) is not None:
+                self._fail(copy, PublishFailed(repr(exc)))
+
+    def _finish(self) -> None:
+        self.in_flight -= 1
+        self._space.set()
+        if self.in_flight == 0:
+            self._idle.set()
+
+    def _fail(self, copy: Copy, exc: Exception) -> None:
+        if copy.future is not None:
+            if not copy.future.done():
+                copy.future.set_exception(exc)
+        else:
+            self._spawn(self._retry(copy, exc))
+
+    async def _on_reply(self, msg: Msg) -> None:
+        copy = self._pending.pop(msg.subject[len(self._prefix) + 1 :], None)
+        if copy is None:
+            return  # a late ack for a copy that already timed out and was re-sent
+        exc = self._check_ack(msg)
+        if exc is None:
+            self.acked += 1
+            self.last_ack_at = asyncio.get_running_loop().time()
+            if copy.future is not None:
+                if not copy.future.done():
+                    copy.future.set_result(None)
+                return
+            copy.outcome.acked()
+            self._finish()
+        elif isinstance(exc, PublishRejected) and copy.future is None:
+            self._reject(copy, str(exc))
+        else:
+            self._fail(copy, exc)
+
+    @staticmethod
+    def _check_ack(msg: Msg) -> Exception | None:
+        data = msg.data
+        if not data:
+            status = (msg.headers or {}).get("Status", "")
+            if status == NO_RESPONDERS_STATUS:
+                return PublishFailed("no responders: no stream covers the subject, or JetStream is down")
+            return PublishFailed(f"empty reply (status {status or 'none'})")
+        try:
+            resp = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return PublishFailed(f"unreadable PubAck: {data[:200]!r}")
+        err = resp.get("error") if isinstance(resp, dict) else None
+        if err:
+            text = f"JetStream error {err.get('code')}/{err.get('err_code')}: {err.get('description')}"
+            if err.get("err_code") in PERMANENT_ERR_CODES:
+                return PublishRejected(text)
+            return PublishFailed(text)
+        if not isinstance(resp, dict) or "seq" not in resp:
+            return PublishFailed(f"unexpected PubAck: {data[:200]!r}")
+        return None
+
+    def _reject(self, copy: Copy, reason: str) -> None:
+        self.rejected += 1
+        log.error("publish_rejected", extra={"subject": copy.subject, "reason": reason})
+        copy.outcome.rejected(reason)
+        self._finish()
+
+    # -- slow path ---------------------------------------------------------------------------
+
+    async def _retry(self, copy: Copy, first: Exception) -> None:
+        """Re-send one copy until it is acknowledged (or the sender is closed)."""
+        log.debug("publish_retry", extra={"subject": copy.subject, "error": str(first)})
+        await asyncio.sleep(self._retry_initial_s * random.uniform(0.5, 1.5))
+        try:
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential_jitter(initial=self._retry_initial_s, max=self._retry_max_s),
+                retry=retry_if_exception_type(PublishFailed),
+                stop=stop_never,
+                before_sleep=self._log_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    self.retries += 1
+                    await self._conn.connected.wait()
+                    copy.future = asyncio.get_running_loop().create_future()
+                    await self._publish(copy)
+                    await copy.future
+        except PublishRejected as exc:
+            copy.future = None
+            self._reject(copy, str(exc))
+            return
+        copy.future = None
+        copy.outcome.acked()
+        self._finish()
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.debug("publish_retry_wait", extra={"attempt": state.attempt_number, "error": str(exc)})
+
+    async def _sweep(self) -> None:
+        """Fail copies whose ack did not come in time. Deadlines grow in insertion order."""
+        interval = min(self._ack_timeout_s / 4, SWEEP_INTERVAL_MAX_S)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            expired: list[str] = []
+            for token, copy in self._pending.items():
+                if copy.deadline > now:
+                    break
+                expired.append(token)
+            for token in expired:
+                copy = self._pending.pop(token)
+                self._fail(copy, PublishFailed(f"no PubAck within {self._ack_timeout_s}s"))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
