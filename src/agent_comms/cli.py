@@ -184,6 +184,8 @@ def main() -> None:
               help="Seconds between checkpoint writes; bounds what a crash re-sends after the duplicate window.")
 @click.option("--poll/--no-poll", "force_polling", envvar="AGENT_COMMS_POLL", default=False, show_default=True,
               help="Poll instead of inotify (for volumes where inotify events never arrive, e.g. NFS).")
+@click.option("--metrics-port", envvar="AGENT_COMMS_METRICS_PORT", type=int, default=0, show_default=True,
+              help="Serve Prometheus /metrics on this port (0: off).")
 @click.option("--redact-pattern", "redact_patterns", envvar="AGENT_COMMS_REDACT_PATTERNS", multiple=True,
               metavar="REGEX", help="Extra secret pattern to mask (repeatable; a group named 'secret' limits "
                                     "the mask). In the variable, separate patterns with new lines.")
@@ -209,6 +211,7 @@ def publish(**kw: Any) -> None:
     from agent_comms.core.redact import Redactor
     from agent_comms.publisher.publisher import Publisher
 
+    metrics_port = kw.pop("metrics_port")
     patterns = tuple(p for raw in kw.pop("redact_patterns") for p in str(raw).splitlines() if p.strip())
     try:
         redactor = Redactor(patterns)
@@ -233,6 +236,10 @@ def publish(**kw: Any) -> None:
         **kw,
     ).validate()
     publisher = Publisher(settings, Normalizer(redactor, max_json_bytes=settings.max_line_bytes))
+    if metrics_port:
+        from agent_comms.publisher.metrics import serve_metrics
+
+        serve_metrics(publisher, metrics_port)
     summary = asyncio.run(_serve_publisher(publisher))
     click.echo(orjson.dumps(summary.to_json()).decode())
     level = logging.INFO if summary.drained else logging.WARNING

@@ -94,12 +94,12 @@ def run_demo(workdir: Path, source: Path, lines_per_s: float) -> int:
                 fh.write(raw)
                 fh.flush()
                 if i % 25 == 0 or i == len(order):
-                    print(f"\r      written {i}/{len(order)} lines", end="", flush=True)
+                    stored = asyncio.run(_count(server.url))
+                    say(f"      written {i:>4}/{len(order)} lines, {stored:>4} messages already in the stream")
                 time.sleep(1 / lines_per_s)
         finally:
             for fh in handles.values():
                 fh.close()
-        say()
 
         t0 = time.monotonic()
         pub.send_signal(signal.SIGTERM)
@@ -121,6 +121,15 @@ async def _create_stream(url: str) -> None:
     nc = await nats.connect(url)
     try:
         await ensure_stream(nc.jetstream(), stream_config())
+    finally:
+        await nc.close()
+
+
+async def _count(url: str) -> int:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info("agent-comms")
+        return int(info.state.messages)
     finally:
         await nc.close()
 

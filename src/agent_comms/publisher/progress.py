@@ -15,7 +15,7 @@ from agent_comms.publisher.sender import Outcome
 
 
 class LineTicket(Outcome):
-    __slots__ = ("end", "failed", "number", "progress", "remaining")
+    __slots__ = ("duplicate", "end", "failed", "number", "progress", "remaining")
 
     def __init__(self, progress: FileProgress, number: int, end: int, copies: int) -> None:
         self.progress = progress
@@ -23,8 +23,10 @@ class LineTicket(Outcome):
         self.end = end
         self.remaining = copies
         self.failed = False
+        self.duplicate = False
 
-    def acked(self) -> None:
+    def acked(self, duplicate: bool = False) -> None:
+        self.duplicate = self.duplicate or duplicate
         self.remaining -= 1
         if self.remaining == 0:
             self.progress.settle()
@@ -42,6 +44,7 @@ class FileProgress:
         self.acked_line = line
         self.changed = False
         self.lines_published = 0
+        self.lines_duplicate = 0
         self.lines_rejected = 0
         self._open: deque[LineTicket] = deque()
 
@@ -69,6 +72,7 @@ class FileProgress:
                 self.lines_rejected += 1
             else:
                 self.lines_published += 1
+                self.lines_duplicate += t.duplicate
             self.changed = True
 
     def counts(self) -> tuple[int, int, int]:

@@ -47,6 +47,7 @@ class FileSummary:
     source: str
     lines_read: int = 0
     lines_published: int = 0
+    lines_duplicate: int = 0
     lines_rejected: int = 0
     lines_pending: int = 0
     resets: int = 0
@@ -56,6 +57,7 @@ class FileSummary:
 class Summary:
     lines_read: int = 0
     lines_published: int = 0
+    lines_duplicate: int = 0
     lines_rejected: int = 0
     lines_pending: int = 0
     copies_acked: int = 0
@@ -74,7 +76,7 @@ class _Notice(Outcome):
 
     __slots__ = ()
 
-    def acked(self) -> None:
+    def acked(self, duplicate: bool = False) -> None:
         pass
 
     def rejected(self, reason: str) -> None:
@@ -105,6 +107,7 @@ class WatchedFile:
         s = FileSummary(self.tail.source, lines_read=self.lines_read, resets=self.resets)
         for p in (*self.earlier, self.progress):
             published, rejected, pending = p.counts()
+            s.lines_duplicate += p.lines_duplicate
             s.lines_published += published
             s.lines_rejected += rejected
             s.lines_pending += pending
@@ -139,6 +142,7 @@ class Publisher:
         self._deadline: float | None = None
         self._progress_at = 0.0
         self._tasks: list[asyncio.Task[Any]] = []
+        self.finished = False
 
     # -- control -----------------------------------------------------------------------------
 
@@ -218,7 +222,8 @@ class Publisher:
             await self.conn.close(timeout_s=1.0)
             for f in self.files.values():
                 f.tail.close()
-        return self._summary()
+            self.finished = True
+        return self.summary()
 
     async def _until_connected(self) -> bool:
         """Wait for the first connection; False if the drain deadline (or --once stall) came first."""
@@ -426,7 +431,8 @@ class Publisher:
 
     # -- report ------------------------------------------------------------------------------
 
-    def _summary(self) -> Summary:
+    def summary(self) -> Summary:
+        """Counts so far (final once `run()` has returned)."""
         out = Summary(
             copies_acked=self.sender.acked,
             retries=self.sender.retries,
@@ -438,6 +444,7 @@ class Publisher:
             out.files.append(fs)
             out.lines_read += fs.lines_read
             out.lines_published += fs.lines_published
+            out.lines_duplicate += fs.lines_duplicate
             out.lines_rejected += fs.lines_rejected
             out.lines_pending += fs.lines_pending
         out.drained = out.lines_pending == 0 and out.lines_rejected == 0

@@ -51,7 +51,8 @@ class Outcome:
 
     __slots__ = ()
 
-    def acked(self) -> None:
+    def acked(self, duplicate: bool = False) -> None:
+        """Stored (or, with `duplicate`, already stored: a re-send inside the duplicate window)."""
         raise NotImplementedError
 
     def rejected(self, reason: str) -> None:
@@ -69,7 +70,7 @@ class Copy:
         self.headers = headers
         self.outcome = outcome
         self.deadline = 0.0
-        self.future: asyncio.Future[None] | None = None
+        self.future: asyncio.Future[bool] | None = None
 
 
 class Sender:
@@ -190,11 +191,12 @@ class Sender:
         if exc is None:
             self.acked += 1
             self.last_ack_at = asyncio.get_running_loop().time()
+            duplicate = b'"duplicate":true' in msg.data
             if copy.future is not None:
                 if not copy.future.done():
-                    copy.future.set_result(None)
+                    copy.future.set_result(duplicate)
                 return
-            copy.outcome.acked()
+            copy.outcome.acked(duplicate)
             self._finish()
         elif isinstance(exc, PublishRejected) and copy.future is None:
             self._reject(copy, str(exc))
@@ -248,13 +250,13 @@ class Sender:
                     await self._conn.connected.wait()
                     copy.future = asyncio.get_running_loop().create_future()
                     await self._publish(copy)
-                    await copy.future
+                    duplicate = await copy.future
         except PublishRejected as exc:
             copy.future = None
             self._reject(copy, str(exc))
             return
         copy.future = None
-        copy.outcome.acked()
+        copy.outcome.acked(duplicate)
         self._finish()
 
     @staticmethod
