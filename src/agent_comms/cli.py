@@ -207,16 +207,11 @@ def publish(**kw: Any) -> None:
     workflow. Lines it could not deliver are logged with counts and left for the backfill.
     """
     logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
-    from agent_comms.core.codex import Normalizer
-    from agent_comms.core.redact import Redactor
+    from agent_comms.core.codex import make_normalizer
     from agent_comms.publisher.publisher import Publisher
 
     metrics_port = kw.pop("metrics_port")
     patterns = tuple(p for raw in kw.pop("redact_patterns") for p in str(raw).splitlines() if p.strip())
-    try:
-        redactor = Redactor(patterns)
-    except ValueError as exc:
-        raise AgentCommsError(f"--redact-pattern: {exc}") from exc
     identity = identity_from_values(
         workflow_uid=kw.pop("workflow_uid"),
         workflow_name=kw.pop("workflow_name"),
@@ -235,7 +230,11 @@ def publish(**kw: Any) -> None:
         redact_patterns=patterns,
         **kw,
     ).validate()
-    publisher = Publisher(settings, Normalizer(redactor, max_json_bytes=settings.max_line_bytes))
+    try:
+        normalizer = make_normalizer(max_line_bytes=settings.max_line_bytes, redact_patterns=patterns)
+    except ValueError as exc:
+        raise AgentCommsError(f"--redact-pattern: {exc}") from exc
+    publisher = Publisher(settings, normalizer)
     if metrics_port:
         from agent_comms.publisher.metrics import serve_metrics
 
@@ -277,3 +276,277 @@ def demo(workdir: Path, source: Path | None, lines_per_s: float) -> None:
     from agent_comms.demo import EXAMPLE_DIR, run_demo
 
     sys.exit(run_demo(workdir, source or EXAMPLE_DIR, lines_per_s))
+
+
+# -- Postgres, ingest and local JetStream resources (issue 3) -------------------------------------
+
+
+def database_options(f: F) -> F:
+    opts = [
+        click.option("--database-url", envvar="DATABASE_URL", default="", show_default=False,
+                     help="Postgres connection string, e.g. postgresql://user:pass@host:5432/jangar."),
+        click.option("--db-connect-timeout", "db_connect_timeout_s", envvar="AGENT_COMMS_DB_CONNECT_TIMEOUT",
+                     type=float, default=5.0, show_default=True, help="Seconds to wait for one connection."),
+        click.option("--db-retry-max-wait", "db_retry_max_wait_s", envvar="AGENT_COMMS_DB_RETRY_MAX_WAIT",
+                     type=float, default=10.0, show_default=True,
+                     help="Cap of the exponential backoff while Postgres is unreachable, seconds."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def store_settings(kw: dict[str, Any]) -> Any:
+    from agent_comms.settings import StoreSettings
+
+    return StoreSettings(
+        database_url=kw.pop("database_url"),
+        connect_timeout_s=kw.pop("db_connect_timeout_s"),
+        retry_max_wait_s=kw.pop("db_retry_max_wait_s"),
+    ).validate()
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(orjson.dumps(doc, default=str).decode())
+
+
+@main.command()
+@click.option("--wait", "wait_s", envvar="AGENT_COMMS_MIGRATE_WAIT", type=float, default=30.0,
+              show_default=True, help="Seconds to retry while Postgres is unreachable (e.g. starting).")
+@database_options
+@common_logging
+@run_command
+def migrate(wait_s: float, **kw: Any) -> None:
+    """Apply the Postgres migrations (schema workflow_comms) and print the versions applied.
+
+    \b
+    Idempotent, and safe when several processes run it at once (an advisory lock serializes
+    them; the later ones find nothing to do). The consumer and the backfill also migrate on start.
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.store import connect_with_retry
+    from agent_comms.store import migrate as apply_migrations
+
+    settings = store_settings(kw)
+
+    async def go() -> list[int]:
+        conn = await connect_with_retry(settings, within_s=wait_s)
+        try:
+            return await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    _echo_json({"applied": asyncio.run(go())})
+
+
+@main.command()
+@click.option("--older-than", required=True, envvar="AGENT_COMMS_RETENTION",
+              help="Delete messages older than this (by message time), e.g. 60d; and dead letters "
+                   "last seen before it.")
+@click.option("--batch-rows", type=int, default=10_000, show_default=True,
+              help="Rows deleted per transaction (short locks beside a running consumer).")
+@database_options
+@common_logging
+@run_command
+def prune(older_than: str, batch_rows: int, **kw: Any) -> None:
+    """Delete rows past the retention (Postgres keeps 30 to 90 days; JetStream keeps 7)."""
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from datetime import timedelta
+
+    from agent_comms.settings import parse_duration
+    from agent_comms.store import connect_with_retry
+    from agent_comms.store import prune as prune_rows
+
+    age = timedelta(seconds=parse_duration(older_than, name="--older-than"))
+    if age < timedelta(days=1):
+        raise AgentCommsError(
+            f"--older-than={older_than}: less than a day would delete live runs; use e.g. 60d"
+        )
+    settings = store_settings(kw)
+
+    async def go() -> Any:
+        conn = await connect_with_retry(settings, within_s=settings.connect_timeout_s * 2, autocommit=True)
+        try:
+            return await prune_rows(conn, age, batch_rows=batch_rows)
+        finally:
+            await conn.close()
+
+    _echo_json(asyncio.run(go()).to_json())
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Messages that could not be stored: list them, replay them after a fix."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many, oldest first.")
+@click.option("--all", "include_replayed", is_flag=True, help="Include letters already replayed.")
+@database_options
+@common_logging
+@run_command
+def dead_letters_list(limit: int, include_replayed: bool, **kw: Any) -> None:
+    """One JSON object per letter: id, subject, stream_seq, reason, size, attempts, a preview."""
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.store import connect_with_retry, list_dead_letters
+
+    settings = store_settings(kw)
+
+    async def go() -> list[Any]:
+        conn = await connect_with_retry(settings, within_s=settings.connect_timeout_s * 2)
+        try:
+            return await list_dead_letters(conn, include_replayed=include_replayed, limit=limit)
+        finally:
+            await conn.close()
+
+    for letter in asyncio.run(go()):
+        _echo_json(letter.to_json())
+
+
+@dead_letters.command("replay")
+@click.option("--id", "ids", type=int, multiple=True, help="Replay this letter (repeatable).")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every letter not yet replayed.")
+@click.option("--max-body-bytes", envvar="AGENT_COMMS_MAX_BODY_BYTES", type=ByteSize(), default="1M",
+              show_default=True, help=f"Bodies above this stay dead letters ({SIZE_HELP}).")
+@database_options
+@common_logging
+@run_command
+def dead_letters_replay(ids: tuple[int, ...], replay_all: bool, max_body_bytes: int, **kw: Any) -> None:
+    """Re-judge stored letters with the code that runs now; store the good ones, mark them replayed.
+
+    Prints a JSON summary: replayed, inserted, present (already stored), still_invalid (with reasons).
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.store import connect_with_retry, replay_dead_letters
+
+    if bool(ids) == replay_all:
+        raise AgentCommsError("dead-letters replay: pass --id N (repeatable) or --all")
+    settings = store_settings(kw)
+
+    async def go() -> Any:
+        conn = await connect_with_retry(settings, within_s=settings.connect_timeout_s * 2)
+        try:
+            chosen = None if replay_all else ids
+            return await replay_dead_letters(conn, ids=chosen, max_body_bytes=max_body_bytes)
+        finally:
+            await conn.close()
+
+    _echo_json(asyncio.run(go()).to_json())
+
+
+@main.command()
+@click.option("--http-host", envvar="AGENT_COMMS_HTTP_HOST", default="0.0.0.0", show_default=True,
+              help="Address of /healthz, /readyz and /metrics (and the web UI).")
+@click.option("--http-port", envvar="AGENT_COMMS_HTTP_PORT", type=int, default=8080, show_default=True,
+              help="Port of the HTTP server, up from the start.")
+@click.option("--stream", envvar="AGENT_COMMS_STREAM", default="agent-comms", show_default=True,
+              help="The stream the durable consumer belongs to.")
+@click.option("--durable", envvar="AGENT_COMMS_DURABLE", default="jangar-agent-comms", show_default=True,
+              help="The durable pull consumer to bind (never created or changed by this command).")
+@click.option("--batch-size", envvar="AGENT_COMMS_BATCH_SIZE", type=int, default=1000, show_default=True,
+              help="Messages per transaction at most; smaller batches commit sooner when traffic is light.")
+@click.option("--pull-expires", "pull_expires_s", envvar="AGENT_COMMS_PULL_EXPIRES", type=float, default=5.0,
+              show_default=True, help="Seconds a pull request waits on the server for messages.")
+@click.option("--max-body-bytes", envvar="AGENT_COMMS_MAX_BODY_BYTES", type=ByteSize(), default="1M",
+              show_default=True, help=f"Larger bodies are dead-lettered ({SIZE_HELP}).")
+@click.option("--bind-retry", "bind_retry_s", envvar="AGENT_COMMS_BIND_RETRY", type=float, default=5.0,
+              show_default=True, help="Seconds between checks for the consumer while it does not exist.")
+@click.option("--probe-interval", "probe_interval_s", envvar="AGENT_COMMS_PROBE_INTERVAL", type=float,
+              default=5.0, show_default=True, help="Seconds between readiness checks (Postgres, consumer).")
+@click.option("--drain-timeout", "drain_timeout_s", envvar="AGENT_COMMS_DRAIN_TIMEOUT", type=float,
+              default=20.0, show_default=True,
+              help="Seconds from SIGTERM to give up a batch Postgres will not take (it stays unacked and "
+                   "is redelivered); keep it under the pod's grace period.")
+@click.option("--test-exit-after-commit", "exit_after_commits", type=int, default=0, hidden=True,
+              help="Tests only: SIGKILL this process right after the Nth commit, before acking it.")
+@database_options
+@nats_options
+@common_logging
+@run_command
+def consume(**kw: Any) -> None:
+    """Ingest the durable consumer into Postgres and serve /healthz, /readyz, /metrics: jangar-consumer.
+
+    \b
+    Guarantee: every message of the stream becomes exactly one row per (message_id, channel):
+    acks follow commits, and the unique key absorbs redeliveries and backfilled rows. A message
+    that can never be stored goes to the dead-letter table (then acked): see `dead-letters`.
+    Postgres down: fetching stops, nothing is lost or dead-lettered, ingest resumes when it is
+    back. NATS down: reconnects forever. SIGTERM: commits and acks the batch in hand, exits 0.
+
+    \b
+    Binds the durable consumer and never creates it: until it exists /readyz fails and the log
+    says to apply jangar-consumer/consumer.yaml (locally: `agent-comms nats apply`).
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.consumer.service import serve_consumer
+    from agent_comms.settings import ConsumeSettings
+
+    settings = ConsumeSettings(
+        store=store_settings(kw),
+        nats=nats_settings(kw, "agent-comms-consumer"),
+        **kw,
+    ).validate()
+    asyncio.run(serve_consumer(settings))
+
+
+@main.group("nats")
+def nats_group() -> None:
+    """Local JetStream resources (in Kubernetes, NACK applies the same files)."""
+
+
+@nats_group.command("apply")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replicas", type=int, default=None, help="Override replicas (1 for a single local server).")
+@click.option("--duplicate-window", default=None, help="Override the stream's duplicate window, e.g. 2s.")
+@click.option("--ack-wait", default=None, help="Override the consumer's ack wait, e.g. 2s.")
+@click.option("--max-deliver", type=int, default=None, help="Override the consumer's max deliver.")
+@click.option("--max-bytes", type=ByteSize(), default=None,
+              help=f"Override the stream's byte limit (a local disk may be smaller; {SIZE_HELP}).")
+@click.option("--connect-wait", "connect_wait_s", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for the NATS server.")
+@nats_options
+@common_logging
+@run_command
+def nats_apply(files: tuple[Path, ...], connect_wait_s: float, **kw: Any) -> None:
+    """Create or update the Stream and Consumer of NACK YAML files (e.g. nats/stream.yaml
+    jangar-consumer/consumer.yaml) on the server at NATS_URL; prints one JSON line per resource.
+
+    \b
+    Every spec field maps to the JetStream setting NACK would set; a field this command cannot
+    map is an error naming it. Locally: --replicas 1 (one server), --duplicate-window 2s.
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.bus import Connection
+    from agent_comms.nats_apply import Overrides, apply_resources, load_resources, parse_go_duration
+
+    def duration(flag: str, value: str | None) -> float | None:
+        return None if value is None else parse_go_duration(value, field=flag)
+
+    overrides = Overrides(
+        replicas=kw.pop("replicas"),
+        duplicate_window_s=duration("--duplicate-window", kw.pop("duplicate_window")),
+        ack_wait_s=duration("--ack-wait", kw.pop("ack_wait")),
+        max_deliver=kw.pop("max_deliver"),
+        max_bytes=kw.pop("max_bytes"),
+    )
+    settings = nats_settings(kw, "agent-comms-nats-apply").validate()
+    resources = load_resources(files)
+
+    async def go() -> list[Any]:
+        conn = Connection(settings, name=settings.name)
+        try:
+            async with asyncio.timeout(connect_wait_s):
+                await conn.connect()
+        except TimeoutError:
+            raise AgentCommsError(
+                f"NATS_URL={settings.url}: no server answered in {connect_wait_s:g}s; start nats-server "
+                "or fix NATS_URL"
+            ) from None
+        try:
+            return await apply_resources(conn, resources, overrides)
+        finally:
+            await conn.close()
+
+    for applied in asyncio.run(go()):
+        _echo_json(applied.to_json())

@@ -193,6 +193,13 @@ _ESSENTIAL_ATTRS: Final = (
     "partial_line",
     "blank",
     "redacted",
+    "thread_id",
+    "had_controls",
+    "unrecognized",
+    "normalize_error",
+    "transient",
+    "fatal",
+    "delta",
 )
 
 

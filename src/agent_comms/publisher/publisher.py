@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent_comms.bus import Connection
-from agent_comms.core.codex import DEFAULT_GLOBS, FileContext, Normalizer, SourceKind, file_identity, identify_source
+from agent_comms.core.codex import DEFAULT_GLOBS, Normalizer, SourceKind, file_context, file_identity, identify_source
 from agent_comms.core.lines import RawLine, line_digest
 from agent_comms.core.message import FileIdentity, Normalized, build_body, encode_copies, rfc3339_now
 from agent_comms.core.runfiles import RunManifest, checkpoint_dir, write_manifest
@@ -90,7 +90,7 @@ class WatchedFile:
         self.tail = tail
         self.kind = kind
         self.ident = ident
-        self.ctx = FileContext()
+        self.ctx = file_context(tail.source)
         self.progress = FileProgress()
         self.earlier: list[FileProgress] = []  # generations before a reset, for the summary
         self.lines_read = 0
@@ -100,7 +100,7 @@ class WatchedFile:
     def reset(self) -> None:
         self.earlier.append(self.progress)
         self.progress = FileProgress()
-        self.ctx = FileContext()
+        self.ctx = file_context(self.tail.source)
         self.resets += 1
 
     def summary(self) -> FileSummary:
@@ -286,7 +286,7 @@ class Publisher:
         wf = WatchedFile(tail, kind, file_identity(s.identity, name))
         if resumed is not None:
             wf.progress = FileProgress(resumed.offset, resumed.line)
-            wf.ctx = FileContext.from_json(resumed.context)
+            wf.ctx = file_context(name, saved=resumed.context)
         self.files[name] = wf
         log.info(
             "file_found",
