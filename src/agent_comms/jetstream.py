@@ -74,7 +74,9 @@ class StoredMessage:
     body: dict[str, Any]
 
 
-async def read_all(js: JetStreamContext, stream: str = STREAM_NAME, *, batch: int = 1000) -> list[StoredMessage]:
+async def read_all(
+    js: JetStreamContext, stream: str = STREAM_NAME, *, batch: int = 1000
+) -> list[StoredMessage]:
     """Every message in the stream, in stream order, through an ephemeral pull consumer (no acks)."""
     info = await js.stream_info(stream)
     total = info.state.messages
@@ -82,7 +84,10 @@ async def read_all(js: JetStreamContext, stream: str = STREAM_NAME, *, batch: in
     if total == 0:
         return out
     sub = await js.pull_subscribe(
-        "", durable=None, stream=stream, config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
+        "",
+        durable=None,
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
     )
     try:
         while len(out) < total:

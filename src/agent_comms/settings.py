@@ -5,7 +5,7 @@ Validation messages name the flag or variable, the value and the fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -40,7 +40,9 @@ class NatsSettings:
             ("NATS_TLS_KEY_FILE", self.tls_key_file),
         ):
             if path is not None and not path.is_file():
-                raise ConfigError(f"{var}={path}: no such file; mount the secret that holds it or unset {var}")
+                raise ConfigError(
+                    f"{var}={path}: no such file; mount the secret that holds it or unset {var}"
+                )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ConfigError(
                 "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together: set both for mutual TLS, or neither"
@@ -159,14 +161,9 @@ def parse_duration(value: str, *, name: str) -> float:
     """
     text = value.strip().lower()
     units = (("ms", 0.001), ("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0))
-    for suffix, factor in units:
-        if text.endswith(suffix):
-            number = text[: -len(suffix)]
-            break
-    else:
-        number, factor = text, 1.0
+    suffix, factor = next(((u, f) for u, f in units if text.endswith(u)), ("", 1.0))
     try:
-        seconds = float(number) * factor
+        seconds = float(text[: len(text) - len(suffix)]) * factor
     except ValueError:
         raise ConfigError(
             f"{name}={value!r}: not a duration; use a number with d, h, m, s or ms (e.g. 60d, 30s)"
@@ -195,7 +192,7 @@ class StoreSettings:
         if self.connect_timeout_s <= 0 or self.retry_initial_wait_s <= 0 or self.retry_max_wait_s <= 0:
             raise ConfigError("--db-connect-timeout and the --db-retry waits must be positive")
         if self.pool_max_size < 2:
-            raise ConfigError(f"--db-pool-size={self.pool_max_size}: use at least 2 (one writer, one for probes)")
+            raise ConfigError(f"--db-pool-size={self.pool_max_size}: use at least 2 (probes and reads)")
         return self
 
 
@@ -241,3 +238,30 @@ class ConsumeSettings:
         if not 0 <= self.http_port <= 65535:
             raise ConfigError(f"--http-port={self.http_port}: not a TCP port")
         return self
+
+
+IDENTITY_FIELDS: Final = (
+    "workflow_uid",
+    "workflow_name",
+    "workflow_namespace",
+    "step_id",
+    "agent_id",
+    "run_id",
+    "stage",
+)
+
+
+def layered_identity(
+    flags: dict[str, str | None], recorded: RunIdentity | None, env: dict[str, str | None]
+) -> RunIdentity:
+    """The backfill's identity: each field from the flags, else identity.json, else the environment.
+
+    identity.json wins over the environment because the environment of an exit-handler pod is
+    its own (its STEP_ID is not the agent pod's), while identity.json was written beside the files.
+    """
+    recorded_values: dict[str, str | None] = dict(recorded.to_json()) if recorded else {}
+    chosen = {name: flags.get(name) or recorded_values.get(name) or env.get(name) for name in IDENTITY_FIELDS}
+    ident = identity_from_values(**chosen)
+    if recorded is not None and not flags.get("runtime"):
+        ident = replace(ident, runtime=recorded.runtime)
+    return ident

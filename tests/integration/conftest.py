@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from agent_comms.embedded import EmbeddedNats
+from agent_comms.embedded import EmbeddedNats, EmbeddedPostgres
 from agent_comms.jetstream import ensure_stream, stream_config
 
 
@@ -38,3 +47,76 @@ def watch_dir(tmp_path: Path) -> Path:
     d = tmp_path / "workspace"
     d.mkdir()
     return d
+
+
+# -- Postgres (issue 3): a real server, and a database per test that the test creates and drops ---------
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A Postgres server the tests may create databases on: DATABASE_URL's, or an embedded one."""
+
+    admin_dsn: str
+    embedded: EmbeddedPostgres | None = None
+
+
+def dsn_for(dsn: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    return make_conninfo(dsn, dbname=dbname)
+
+
+@contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """CREATE a uniquely named database, yield its DSN, DROP it (also when the test failed)."""
+    name = f"agent_comms_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield dsn_for(admin_dsn, name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """DATABASE_URL's server when set (only ever used to create and drop test databases), else an
+    embedded Postgres for the whole session, its data under /tmp (never under the home directory)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield PgServer(admin_dsn=url)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="agent-comms-pg-", dir="/tmp"))
+    server = EmbeddedPostgres(workdir).start()
+    try:
+        yield PgServer(admin_dsn=server.dsn(), embedded=server)
+    finally:
+        server.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> Iterator[str]:
+    """The DSN of a database created for this test alone and dropped after it (not yet migrated)."""
+    with fresh_database(pg_server.admin_dsn) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A Postgres of this test's own, for tests that stop, kill and restart it."""
+    workdir = Path(tempfile.mkdtemp(prefix="agent-comms-pg-", dir="/tmp"))
+    server = EmbeddedPostgres(workdir).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def bare_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A running nats-server with JetStream and no stream: tests apply the repo's NACK YAML themselves."""
+    server = EmbeddedNats(tmp_path / "nats").start()
+    yield server
+    server.kill()

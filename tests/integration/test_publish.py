@@ -38,7 +38,9 @@ def assert_exactly_once(stored: list[Stored], files: list[Path], **kw: str) -> N
     general = Counter(m.msg_id for m in stored if m.body["channel"] == "general")
     assert sorted(run) == sorted(want), "run channel differs from the files' lines"
     assert sorted(general) == sorted(mid + ":general" for mid in want), "general channel differs"
-    assert max(run.values(), default=1) == 1 and max(general.values(), default=1) == 1, "a line was stored twice"
+    assert max(run.values(), default=1) == 1 and max(general.values(), default=1) == 1, (
+        "a line was stored twice"
+    )
     for m in stored:
         expected = m.body["message_id"] + (":general" if m.body["channel"] == "general" else "")
         assert m.msg_id == expected
@@ -57,7 +59,9 @@ def stored_count(url: str) -> int:
     return len(read_stream_sync(url))
 
 
-def test_files_created_after_start_and_growing_are_published_once(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_files_created_after_start_and_growing_are_published_once(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     pub = start_publisher(watch_dir, nats_server.url)
     time.sleep(0.5)
     events, log = watch_dir / EVENTS, watch_dir / LOG
@@ -69,7 +73,7 @@ def test_files_created_after_start_and_growing_are_published_once(nats_server: E
             time.sleep(0.3)
     write(log, b"\n")  # a blank line is a line too
     wait_for(lambda: stored_count(nats_server.url) == 2 * (300 + 101), what="live lines before SIGTERM")
-    code, summary, took = pub.terminate()
+    code, summary, _took = pub.terminate()
     assert code == 0, pub.log()
     assert summary["lines_published"] == 401 and summary["lines_pending"] == 0
     stored = read_stream_sync(nats_server.url)
@@ -82,7 +86,9 @@ def test_files_created_after_start_and_growing_are_published_once(nats_server: E
     assert (watch_dir / ".agent-comms" / "checkpoints" / f"{EVENTS}.json").is_file()
 
 
-def test_server_restarted_mid_run_loses_and_duplicates_nothing(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_server_restarted_mid_run_loses_and_duplicates_nothing(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     events = watch_dir / EVENTS
     pub = start_publisher(watch_dir, nats_server.url)
     for i in range(1, 201):
@@ -140,7 +146,9 @@ def test_server_never_up_still_exits_zero_within_drain_timeout(tmp_path: Path, w
     assert '"drain_started"' in pub.log()
 
 
-def test_sigterm_with_50000_lines_unsent_acknowledges_all_before_exit(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_sigterm_with_50000_lines_unsent_acknowledges_all_before_exit(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     events = watch_dir / EVENTS
     pub = start_publisher(watch_dir, nats_server.url)
     time.sleep(0.5)
@@ -156,7 +164,9 @@ def test_sigterm_with_50000_lines_unsent_acknowledges_all_before_exit(nats_serve
     assert_exactly_once(stored, [events])
 
 
-def test_partial_line_written_in_two_halves_is_one_message(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_partial_line_written_in_two_halves_is_one_message(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     events = watch_dir / EVENTS
     pub = start_publisher(watch_dir, nats_server.url)
     line = event_line(1)
@@ -172,7 +182,9 @@ def test_partial_line_written_in_two_halves_is_one_message(nats_server: Embedded
     assert stored[0].body["content"] == "Step 1: working on it."
 
 
-def test_unterminated_last_line_is_published_once_at_drain(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_unterminated_last_line_is_published_once_at_drain(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     log = watch_dir / LOG
     write(log, b"done\nfinal words without newline")
     pub = start_publisher(watch_dir, nats_server.url)
@@ -186,14 +198,30 @@ def test_unterminated_last_line_is_published_once_at_drain(nats_server: Embedded
     assert last[0].body["attrs"].get("partial_line") is True
 
 
-def test_hostile_lines_become_one_clean_message_each_and_do_not_stall(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_hostile_lines_become_one_clean_message_each_and_do_not_stall(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     events = watch_dir / EVENTS
     pub = start_publisher(watch_dir, nats_server.url)
     secret = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
-    write(events, b'{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"' + b"x" * 5_000_000 + b'"}}\n')
+    write(
+        events,
+        b'{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"'
+        + b"x" * 5_000_000
+        + b'"}}\n',
+    )
     write(events, b"caf\xe9 \xff\xfe not utf-8\n")
     write(events, b"\x00" * 100 + b"\n")
-    write(events, orjson.dumps({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": f"token {secret}"}}) + b"\n")
+    write(
+        events,
+        orjson.dumps(
+            {
+                "type": "item.completed",
+                "item": {"id": "item_2", "type": "agent_message", "text": f"token {secret}"},
+            }
+        )
+        + b"\n",
+    )
     write(events, event_line(5))
     wait_for(lambda: stored_count(nats_server.url) == 10, what="five messages")
     code, _, _ = pub.terminate()
@@ -209,7 +237,9 @@ def test_hostile_lines_become_one_clean_message_each_and_do_not_stall(nats_serve
     assert last["content"] == "Step 5: working on it."
 
 
-def test_file_truncated_and_rewritten_in_place_publishes_new_lines(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_file_truncated_and_rewritten_in_place_publishes_new_lines(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     log = watch_dir / LOG
     pub = start_publisher(watch_dir, nats_server.url)
     write(log, b"".join(b"first attempt line %d\n" % i for i in range(50)))
@@ -229,7 +259,9 @@ def test_file_truncated_and_rewritten_in_place_publishes_new_lines(nats_server: 
     assert "file_reset" in pub.log()
 
 
-def test_retried_step_rewriting_its_files_publishes_the_new_attempt(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_retried_step_rewriting_its_files_publishes_the_new_attempt(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     log = watch_dir / LOG
     write(log, b"".join(b"attempt one %d\n" % i for i in range(30)))
     pub = start_publisher(watch_dir, nats_server.url)

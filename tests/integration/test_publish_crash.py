@@ -44,7 +44,9 @@ def test_sigkill_and_restart_within_duplicate_window_stores_each_line_once(
     assert_exactly_once(read_stream_sync(nats_server.url), [events])
 
 
-def test_sigkill_after_duplicate_window_duplicates_at_most_the_in_flight_lines(tmp_path: Path, watch_dir: Path) -> None:
+def test_sigkill_after_duplicate_window_duplicates_at_most_the_in_flight_lines(
+    tmp_path: Path, watch_dir: Path
+) -> None:
     server = EmbeddedNats(tmp_path / "short-window").start()
     create_stream(server.url, duplicate_window_s=1.0)
     window = 256  # messages in flight at most: 128 lines of two copies
@@ -52,8 +54,11 @@ def test_sigkill_after_duplicate_window_duplicates_at_most_the_in_flight_lines(t
         events = kill_mid_run(server, watch_dir, "--max-in-flight", str(window))
         time.sleep(2.5)  # let the duplicate window pass
         pub = start_publisher(watch_dir, server.url, "--max-in-flight", str(window))
-        wait_for(lambda: {m.msg_id for m in read_stream_sync(server.url)} >= set(expected_ids(events)), timeout_s=60,
-                 what="every line stored")
+        wait_for(
+            lambda: {m.msg_id for m in read_stream_sync(server.url)} >= set(expected_ids(events)),
+            timeout_s=60,
+            what="every line stored",
+        )
         code, summary, _ = pub.terminate()
         assert code == 0 and summary["lines_pending"] == 0
         stored = read_stream_sync(server.url)

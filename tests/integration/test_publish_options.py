@@ -6,7 +6,15 @@ import time
 from pathlib import Path
 
 from agent_comms.embedded import EmbeddedNats
-from tests.integration.test_publish import EVENTS, LOG, assert_exactly_once, event_line, stored_count, wait_for, write
+from tests.integration.test_publish import (
+    EVENTS,
+    LOG,
+    assert_exactly_once,
+    event_line,
+    stored_count,
+    wait_for,
+    write,
+)
 from tests.support.publisher import expected_ids, start_publisher
 from tests.support.stream import read_stream_sync
 
@@ -15,8 +23,10 @@ def test_run_cap_stops_live_publishing_and_says_so_once(nats_server: EmbeddedNat
     events = watch_dir / EVENTS
     write(events, b"".join(event_line(i) for i in range(1, 201)))
     pub = start_publisher(watch_dir, nats_server.url, "--max-run-bytes", "40K")
-    wait_for(lambda: any(m.body["source"] == "agent-comms" for m in read_stream_sync(nats_server.url)),
-             what="the cap notice")
+    wait_for(
+        lambda: any(m.body["source"] == "agent-comms" for m in read_stream_sync(nats_server.url)),
+        what="the cap notice",
+    )
     write(events, event_line(201))
     time.sleep(0.5)
     code, summary, _ = pub.terminate()
@@ -78,7 +88,9 @@ def test_polling_mode_publishes_lines_as_they_arrive(nats_server: EmbeddedNats, 
     assert_exactly_once(read_stream_sync(nats_server.url), [events])
 
 
-def test_small_server_max_payload_shrinks_bodies_instead_of_losing_lines(tmp_path: Path, watch_dir: Path) -> None:
+def test_small_server_max_payload_shrinks_bodies_instead_of_losing_lines(
+    tmp_path: Path, watch_dir: Path
+) -> None:
     from tests.integration.conftest import create_stream
 
     server = EmbeddedNats(tmp_path / "small", max_payload=16 * 1024).start()
@@ -96,7 +108,9 @@ def test_small_server_max_payload_shrinks_bodies_instead_of_losing_lines(tmp_pat
         server.kill()
 
 
-def test_metrics_endpoint_counts_acknowledged_and_pending_lines(nats_server: EmbeddedNats, watch_dir: Path) -> None:
+def test_metrics_endpoint_counts_acknowledged_and_pending_lines(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
     import urllib.request
 
     from agent_comms.embedded import free_port

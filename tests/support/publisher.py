@@ -24,10 +24,14 @@ IDENTITY = {
 }
 
 FAST = [
-    "--poll-interval", "0.1",
-    "--ack-timeout", "1",
-    "--retry-max-wait", "0.5",
-    "--checkpoint-interval", "0.05",
+    "--poll-interval",
+    "0.1",
+    "--ack-timeout",
+    "1",
+    "--retry-max-wait",
+    "0.5",
+    "--checkpoint-interval",
+    "0.05",
 ]
 
 
@@ -71,7 +75,9 @@ def start_publisher(
     return PublisherProcess(proc, log_path)
 
 
-def expected_ids(path: Path, step_id: str = IDENTITY["STEP_ID"], uid: str = IDENTITY["WORKFLOW_UID"]) -> list[str]:
+def expected_ids(
+    path: Path, step_id: str = IDENTITY["STEP_ID"], uid: str = IDENTITY["WORKFLOW_UID"]
+) -> list[str]:
     """The message ids of every physical line of a file, computed independently of the publisher."""
     splitter = LineSplitter(step_id, max_line_bytes=1 << 30)
     lines = splitter.feed(path.read_bytes())

@@ -145,7 +145,9 @@ class LineSplitter:
         self.line += 1
         start = self.offset
         self.offset += length
-        return RawLine(self.line, start, self.offset, piece, size, h.hexdigest()[:DIGEST_HEX_CHARS], False, cut)
+        return RawLine(
+            self.line, start, self.offset, piece, size, h.hexdigest()[:DIGEST_HEX_CHARS], False, cut
+        )
 
     def _append(self, piece: bytes) -> None:
         if not piece:

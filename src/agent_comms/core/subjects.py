@@ -1,7 +1,7 @@
 """Subject building and the header names of the contract (DESIGN.md, "Subjects and headers").
 
-    run:     <prefix>.<workflow_namespace>.<workflow_name>.<workflow_uid>.agent.<agent_id>.<kind>
-    general: <prefix>.general.<kind>
+run:     <prefix>.<workflow_namespace>.<workflow_name>.<workflow_uid>.agent.<agent_id>.<kind>
+general: <prefix>.general.<kind>
 """
 
 from __future__ import annotations

@@ -36,10 +36,14 @@ class PublisherCollector(Collector):
             value=0 if p.finished else s.lines_pending,
         )
         yield CounterMetricFamily(
-            "agent_comms_publish_bytes", "Bytes of encoded bodies handed to JetStream.", value=s.bytes_published
+            "agent_comms_publish_bytes",
+            "Bytes of encoded bodies handed to JetStream.",
+            value=s.bytes_published,
         )
         yield CounterMetricFamily(
-            "agent_comms_publish_retries", "Publishes sent again after a timeout or an error.", value=s.retries
+            "agent_comms_publish_retries",
+            "Publishes sent again after a timeout or an error.",
+            value=s.retries,
         )
 
 

@@ -1,9 +1,9 @@
 """The sidecar's life: start, tail and publish, then drain within a deadline and report.
 
-    start    write identity.json, connect (in the background, forever), watch the directory
-    run      read complete lines as they arrive, publish both copies, checkpoint behind the acks
-    drain    on stop: read every file to its end (the unterminated last line too), publish,
-             wait for acks until --drain-timeout, save checkpoints, report what is pending
+start    write identity.json, connect (in the background, forever), watch the directory
+run      read complete lines as they arrive, publish both copies, checkpoint behind the acks
+drain    on stop: read every file to its end (the unterminated last line too), publish,
+         wait for acks until --drain-timeout, save checkpoints, report what is pending
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent_comms.bus import Connection
-from agent_comms.core.codex import DEFAULT_GLOBS, Normalizer, SourceKind, file_context, file_identity, identify_source
+from agent_comms.core.codex import (
+    DEFAULT_GLOBS,
+    Normalizer,
+    SourceKind,
+    file_context,
+    file_identity,
+    identify_source,
+)
 from agent_comms.core.lines import RawLine, line_digest
 from agent_comms.core.message import FileIdentity, Normalized, build_body, encode_copies, rfc3339_now
 from agent_comms.core.runfiles import RunManifest, checkpoint_dir, write_manifest
@@ -30,7 +37,7 @@ from agent_comms.core.subjects import (
     run_subject,
 )
 from agent_comms.publisher.checkpoint import Checkpoint, CheckpointStore, fingerprint
-from agent_comms.publisher.progress import FileProgress, LineTicket
+from agent_comms.publisher.progress import FileProgress
 from agent_comms.publisher.sender import Copy, Outcome, Sender
 from agent_comms.publisher.tailer import Reset, TailedFile
 from agent_comms.publisher.watcher import DirectoryWatcher
@@ -185,9 +192,13 @@ class Publisher:
         )
         self._progress_at = loop.time()
         connect = loop.create_task(self.conn.connect())
+
+        def wake_from_thread() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
         watcher = DirectoryWatcher(
             s.watch_dir,
-            lambda: loop.call_soon_threadsafe(self._wake.set),
+            wake_from_thread,
             force_polling=s.force_polling,
             poll_interval_s=s.poll_interval_s,
         )
@@ -262,7 +273,9 @@ class Publisher:
         try:
             entries = list(os.scandir(self.settings.watch_dir))
         except OSError as exc:
-            log.warning("watch_dir_unreadable", extra={"watch_dir": str(self.settings.watch_dir), "error": str(exc)})
+            log.warning(
+                "watch_dir_unreadable", extra={"watch_dir": str(self.settings.watch_dir), "error": str(exc)}
+            )
             return
         for entry in sorted(entries, key=lambda e: e.name):
             name = entry.name
@@ -275,7 +288,10 @@ class Publisher:
     def _add(self, name: str) -> None:
         s = self.settings
         tail = TailedFile(
-            s.watch_dir / name, s.identity.step_id, max_line_bytes=s.max_line_bytes, chunk_bytes=s.read_chunk_bytes
+            s.watch_dir / name,
+            s.identity.step_id,
+            max_line_bytes=s.max_line_bytes,
+            chunk_bytes=s.read_chunk_bytes,
         )
         saved = self.checkpoints.load(name)
         try:
@@ -349,15 +365,25 @@ class Publisher:
             wf.progress.untrack(ticket)
             return False
         if enc.general is not None:
-            headers = {MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-            if not await self.sender.send(Copy(self._general_subject(norm.kind), enc.general, headers, ticket), self._expired):
+            headers = {
+                MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX,
+                CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE,
+            }
+            if not await self.sender.send(
+                Copy(self._general_subject(norm.kind), enc.general, headers, ticket), self._expired
+            ):
                 return False
         return True
 
     def _run_subject(self, wf: WatchedFile, kind: str) -> str:
         ident = self.settings.identity
         return run_subject(
-            self.prefix, ident.workflow_namespace, ident.workflow_name, ident.workflow_uid, wf.ident.agent_id, kind
+            self.prefix,
+            ident.workflow_namespace,
+            ident.workflow_name,
+            ident.workflow_uid,
+            wf.ident.agent_id,
+            kind,
         )
 
     def _general_subject(self, kind: str) -> str:
@@ -370,24 +396,41 @@ class Publisher:
         """Stop publishing this run live and say so once, on the run and general channels."""
         self.capped = True
         s = self.settings
-        log.warning("run_cap_reached", extra={"max_run_bytes": s.max_run_bytes, "bytes_published": self.bytes_published})
+        log.warning(
+            "run_cap_reached",
+            extra={"max_run_bytes": s.max_run_bytes, "bytes_published": self.bytes_published},
+        )
         text = (
             f"Live publishing stopped: this run reached --max-run-bytes={s.max_run_bytes} "
             f"({self.bytes_published} bytes of bodies published). The backfill step stores the rest."
         )
         notice = RawLine(0, 0, 0, b"", 0, line_digest(s.identity.step_id, b"max-run-bytes"))
-        ident = FileIdentity(PUBLISHER_SOURCE, s.identity.agent_id or s.identity.stage or "agent", s.identity.stage)
-        norm = Normalized("status", "system", text, attrs={"origin": "publisher", "max_run_bytes": s.max_run_bytes})
+        ident = FileIdentity(
+            PUBLISHER_SOURCE, s.identity.agent_id or s.identity.stage or "agent", s.identity.stage
+        )
+        norm = Normalized(
+            "status", "system", text, attrs={"origin": "publisher", "max_run_bytes": s.max_run_bytes}
+        )
         body = build_body(s.identity, ident, notice, norm, rfc3339_now())
         enc = encode_copies(body, general="status" in s.general_kinds, max_payload=self.conn.nc.max_payload)
         wf_subject = run_subject(
-            self.prefix, s.identity.workflow_namespace, s.identity.workflow_name, s.identity.workflow_uid, ident.agent_id, "status"
+            self.prefix,
+            s.identity.workflow_namespace,
+            s.identity.workflow_name,
+            s.identity.workflow_uid,
+            ident.agent_id,
+            "status",
         )
         headers = {MSG_ID_HEADER: enc.message_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
         await self.sender.send(Copy(wf_subject, enc.run, headers, _Notice()), self._expired)
         if enc.general is not None:
-            headers = {MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-            await self.sender.send(Copy(self._general_subject("status"), enc.general, headers, _Notice()), self._expired)
+            headers = {
+                MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX,
+                CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE,
+            }
+            await self.sender.send(
+                Copy(self._general_subject("status"), enc.general, headers, _Notice()), self._expired
+            )
 
     def _count_unread(self) -> None:
         """Count the lines nobody will publish now, so the summary reports each one as pending."""

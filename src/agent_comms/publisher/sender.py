@@ -16,6 +16,7 @@ the same `Nats-Msg-Id`, so a re-send inside the duplicate window is absorbed by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -25,7 +26,13 @@ from typing import Any, Final
 import nats.errors
 import orjson
 from nats.aio.msg import Msg
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential_jitter,
+)
 
 from agent_comms.bus import Connection
 
@@ -125,10 +132,8 @@ class Sender:
             self._space.clear()
             if expired is not None and expired():
                 return False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._space.wait(), SWEEP_INTERVAL_MAX_S)
-            except TimeoutError:
-                pass
         self.in_flight += 1
         self._idle.clear()
         await self._publish(copy)
@@ -139,10 +144,8 @@ class Sender:
         while not self._idle.is_set():
             if expired():
                 return False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), SWEEP_INTERVAL_MAX_S)
-            except TimeoutError:
-                pass
         return True
 
     async def close(self) -> None:
@@ -152,10 +155,8 @@ class Sender:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._sub is not None and not self._conn.nc.is_closed:
-            try:
+            with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()
-            except nats.errors.Error:
-                pass
         self._sub = None
 
     # -- publishing --------------------------------------------------------------------------
@@ -165,7 +166,9 @@ class Sender:
         copy.deadline = asyncio.get_running_loop().time() + self._ack_timeout_s
         self._pending[token] = copy
         try:
-            await self._conn.nc.publish(copy.subject, copy.payload, reply=f"{self._prefix}.{token}", headers=copy.headers)
+            await self._conn.nc.publish(
+                copy.subject, copy.payload, reply=f"{self._prefix}.{token}", headers=copy.headers
+            )
         except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
             if self._pending.pop(token, None) is not None:
                 self._fail(copy, PublishFailed(repr(exc)))

@@ -30,7 +30,9 @@ class _Handler(FileSystemEventHandler):
 class DirectoryWatcher:
     """Calls `wake()` (from another thread) on any change in `directory`, non-recursively."""
 
-    def __init__(self, directory: Path, wake: Callable[[], None], *, force_polling: bool, poll_interval_s: float):
+    def __init__(
+        self, directory: Path, wake: Callable[[], None], *, force_polling: bool, poll_interval_s: float
+    ):
         self._directory = directory
         self._wake = wake
         self._force_polling = force_polling

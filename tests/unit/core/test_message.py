@@ -20,7 +20,9 @@ FILE = FileIdentity(".codex-impl-events.jsonl", "impl", "impl")
 
 def body_for(content: str, attrs: dict | None = None) -> dict:  # type: ignore[type-arg]
     (line,) = LineSplitter("pod-1", max_line_bytes=1 << 20).feed(b"raw line\n")
-    norm = Normalized("message", "assistant", content, tool={"name": "x", "arguments": "y" * 10}, attrs=attrs or {})
+    norm = Normalized(
+        "message", "assistant", content, tool={"name": "x", "arguments": "y" * 10}, attrs=attrs or {}
+    )
     return build_body(RUN, FILE, line, norm, "2026-01-01T00:00:00Z")
 
 
@@ -32,7 +34,9 @@ def test_copies_differ_only_in_channel_and_carry_every_required_field() -> None:
     enc = encode_copies(body_for("hi"), general=True, max_payload=1 << 20)
     run, general = orjson.loads(enc.run), orjson.loads(enc.general or b"")
     assert run["channel"] == "run" and general["channel"] == "general"
-    assert {k: v for k, v in run.items() if k != "channel"} == {k: v for k, v in general.items() if k != "channel"}
+    assert {k: v for k, v in run.items() if k != "channel"} == {
+        k: v for k, v in general.items() if k != "channel"
+    }
     assert set(REQUIRED_FIELDS) <= set(run)
     assert run["schema"] == 1 and run["run_id"] == "run-9" and run["line"] == 1
 

@@ -7,7 +7,14 @@ from agent_comms.core.subjects import general_subject, run_subject, sanitize_tok
 
 @pytest.mark.parametrize(
     ("raw", "token"),
-    [("agents", "agents"), ("my.ns", "my_ns"), ("a b", "a_b"), ("x*>y", "x__y"), ("", "_"), ("tab\there", "tab_here")],
+    [
+        ("agents", "agents"),
+        ("my.ns", "my_ns"),
+        ("a b", "a_b"),
+        ("x*>y", "x__y"),
+        ("", "_"),
+        ("tab\there", "tab_here"),
+    ],
 )
 def test_tokens_never_split_or_wildcard_a_subject(raw: str, token: str) -> None:
     assert sanitize_token(raw) == token

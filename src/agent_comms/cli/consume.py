@@ -1,0 +1,232 @@
+"""`agent-comms consume` (jangar-consumer) and `agent-comms nats apply`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent_comms import log as logsetup
+from agent_comms.cli.options import (
+    SIZE_HELP,
+    ByteSize,
+    common_logging,
+    database_options,
+    echo_json,
+    nats_options,
+    nats_settings,
+    run_command,
+    store_settings,
+)
+from agent_comms.core.errors import AgentCommsError
+
+log = logging.getLogger("agent_comms.cli")
+
+
+@click.command()
+@click.option(
+    "--http-host",
+    envvar="AGENT_COMMS_HTTP_HOST",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address of /healthz, /readyz and /metrics (and the web UI).",
+)
+@click.option(
+    "--http-port",
+    envvar="AGENT_COMMS_HTTP_PORT",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP server, up from the start.",
+)
+@click.option(
+    "--stream",
+    envvar="AGENT_COMMS_STREAM",
+    default="agent-comms",
+    show_default=True,
+    help="The stream the durable consumer belongs to.",
+)
+@click.option(
+    "--durable",
+    envvar="AGENT_COMMS_DURABLE",
+    default="jangar-agent-comms",
+    show_default=True,
+    help="The durable pull consumer to bind (never created or changed by this command).",
+)
+@click.option(
+    "--batch-size",
+    envvar="AGENT_COMMS_BATCH_SIZE",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Messages per transaction at most; smaller batches commit sooner when traffic is light.",
+)
+@click.option(
+    "--pull-expires",
+    "pull_expires_s",
+    envvar="AGENT_COMMS_PULL_EXPIRES",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds a pull request waits on the server for messages.",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="AGENT_COMMS_MAX_BODY_BYTES",
+    type=ByteSize(),
+    default="1M",
+    show_default=True,
+    help=f"Larger bodies are dead-lettered ({SIZE_HELP}).",
+)
+@click.option(
+    "--bind-retry",
+    "bind_retry_s",
+    envvar="AGENT_COMMS_BIND_RETRY",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between checks for the consumer while it does not exist.",
+)
+@click.option(
+    "--probe-interval",
+    "probe_interval_s",
+    envvar="AGENT_COMMS_PROBE_INTERVAL",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between readiness checks (Postgres, consumer).",
+)
+@click.option(
+    "--drain-timeout",
+    "drain_timeout_s",
+    envvar="AGENT_COMMS_DRAIN_TIMEOUT",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds from SIGTERM to give up a batch Postgres will not take (it stays unacked and "
+    "is redelivered); keep it under the pod's grace period.",
+)
+@click.option(
+    "--db-pool-size",
+    envvar="AGENT_COMMS_DB_POOL_SIZE",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Postgres connections for probes and reads (batches are written on one more).",
+)
+@click.option(
+    "--test-exit-after-commit",
+    "exit_after_commits",
+    type=int,
+    default=0,
+    hidden=True,
+    help="Tests only: SIGKILL this process right after the Nth commit, before acking it.",
+)
+@database_options
+@nats_options
+@common_logging
+@run_command
+def consume(**kw: Any) -> None:
+    """Ingest the durable consumer into Postgres and serve /healthz, /readyz, /metrics: jangar-consumer.
+
+    \b
+    Guarantee: every message of the stream becomes exactly one row per (message_id, channel):
+    acks follow commits, and the unique key absorbs redeliveries and backfilled rows. A message
+    that can never be stored goes to the dead-letter table (then acked): see `dead-letters`.
+    Postgres down: fetching stops, nothing is lost or dead-lettered, ingest resumes when it is
+    back. NATS down: reconnects forever. SIGTERM: commits and acks the batch in hand, exits 0.
+
+    \b
+    Binds the durable consumer and never creates it: until it exists /readyz fails and the log
+    says to apply jangar-consumer/consumer.yaml (locally: `agent-comms nats apply`).
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    import dataclasses
+
+    from agent_comms.consumer.service import serve_consumer
+    from agent_comms.settings import ConsumeSettings
+
+    pool_size = kw.pop("db_pool_size")
+    settings = ConsumeSettings(
+        store=dataclasses.replace(store_settings(kw), pool_max_size=pool_size).validate(),
+        nats=nats_settings(kw, "agent-comms-consumer"),
+        **kw,
+    ).validate()
+    asyncio.run(serve_consumer(settings))
+
+
+@click.group("nats")
+def nats_group() -> None:
+    """Local JetStream resources (in Kubernetes, NACK applies the same files)."""
+
+
+@nats_group.command("apply")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--replicas", type=int, default=None, help="Override replicas (1 for a single local server).")
+@click.option("--duplicate-window", default=None, help="Override the stream's duplicate window, e.g. 2s.")
+@click.option("--ack-wait", default=None, help="Override the consumer's ack wait, e.g. 2s.")
+@click.option("--max-deliver", type=int, default=None, help="Override the consumer's max deliver.")
+@click.option(
+    "--max-bytes",
+    type=ByteSize(),
+    default=None,
+    help=f"Override the stream's byte limit (a local disk may be smaller; {SIZE_HELP}).",
+)
+@click.option(
+    "--connect-wait",
+    "connect_wait_s",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the NATS server.",
+)
+@nats_options
+@common_logging
+@run_command
+def nats_apply(files: tuple[Path, ...], connect_wait_s: float, **kw: Any) -> None:
+    """Create or update the Stream and Consumer of NACK YAML files (e.g. nats/stream.yaml
+    jangar-consumer/consumer.yaml) on the server at NATS_URL; prints one JSON line per resource.
+
+    \b
+    Every spec field maps to the JetStream setting NACK would set; a field this command cannot
+    map is an error naming it. Locally: --replicas 1 (one server), --duplicate-window 2s.
+    """
+    logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
+    from agent_comms.bus import Connection
+    from agent_comms.nats_apply import Overrides, apply_resources, load_resources, parse_go_duration
+
+    def duration(flag: str, value: str | None) -> float | None:
+        return None if value is None else parse_go_duration(value, field=flag)
+
+    overrides = Overrides(
+        replicas=kw.pop("replicas"),
+        duplicate_window_s=duration("--duplicate-window", kw.pop("duplicate_window")),
+        ack_wait_s=duration("--ack-wait", kw.pop("ack_wait")),
+        max_deliver=kw.pop("max_deliver"),
+        max_bytes=kw.pop("max_bytes"),
+    )
+    settings = nats_settings(kw, "agent-comms-nats-apply").validate()
+    resources = load_resources(files)
+
+    async def go() -> list[Any]:
+        conn = Connection(settings, name=settings.name)
+        try:
+            async with asyncio.timeout(connect_wait_s):
+                await conn.connect()
+        except TimeoutError:
+            raise AgentCommsError(
+                f"NATS_URL={settings.url}: no server answered in {connect_wait_s:g}s; start nats-server "
+                "or fix NATS_URL"
+            ) from None
+        try:
+            return await apply_resources(conn, resources, overrides)
+        finally:
+            await conn.close()
+
+    for applied in asyncio.run(go()):
+        echo_json(applied.to_json())

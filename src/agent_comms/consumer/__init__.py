@@ -1,0 +1,1 @@
+"""`agent-comms consume`: the durable consumer into Postgres, with health and metrics over HTTP."""
