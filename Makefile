@@ -2,12 +2,19 @@
 # Everything lands in .venv inside the repository (never in the home directory).
 
 PYTHON ?= python3
-VENV   := .venv
+# The virtual environment lives in the repository, unless the repository is under the home
+# directory: run as root, the embedded Postgres opens (o+x) every parent folder of its binaries,
+# which live in the venv, so then the venv goes under /var/tmp instead.
+ifeq ($(filter $(HOME)/%,$(CURDIR)),)
+VENV   ?= .venv
+else
+VENV   ?= /var/tmp/agent-comms/$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-8)/venv
+endif
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 IMAGE_TAG ?= dev
 
-.PHONY: help venv run test lint unit integration bench images lint-images clean
+.PHONY: help venv run test lint unit integration bench images lint-images constraints clean
 
 help:
 	@echo "make run     start an embedded NATS, replay a recorded Codex run through the real publisher, show the result"
@@ -47,6 +54,14 @@ images:
 	docker build -f images/publisher/Dockerfile -t agent-comms-publisher:$(IMAGE_TAG) .
 	docker build -f images/backfill/Dockerfile -t agent-comms-backfill:$(IMAGE_TAG) .
 	docker build -f jangar-consumer/Dockerfile -t jangar-consumer:$(IMAGE_TAG) .
+
+# Re-pin every dependency (runtime and dev) from a clean environment; commit the result.
+constraints:
+	rm -rf /tmp/agent-comms-constraints && $(PYTHON) -m venv /tmp/agent-comms-constraints
+	/tmp/agent-comms-constraints/bin/python -m pip install --quiet --upgrade pip
+	/tmp/agent-comms-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	( echo "# Pinned versions for make test and the images; regenerate with: make constraints"; \
+	  /tmp/agent-comms-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^agent-comms' ) > constraints.txt
 
 clean:
 	rm -rf $(VENV) .run .bench test-output .pytest_cache .mypy_cache .ruff_cache

