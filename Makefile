@@ -33,9 +33,11 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/agent-comms demo
 
+LINT_PATHS := src tests $(wildcard bench)
+
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 test: lint
