@@ -75,7 +75,11 @@ def replay_order(src: Path) -> list[tuple[str, bytes]]:
             except orjson.JSONDecodeError:
                 continue
             item = doc.get("item") if isinstance(doc, dict) else None
-            if doc.get("type") == "item.completed" and isinstance(item, dict) and item.get("type") == "agent_message":
+            if (
+                doc.get("type") == "item.completed"
+                and isinstance(item, dict)
+                and item.get("type") == "agent_message"
+            ):
                 n = len(str(item.get("text", "")).split("\n"))
                 out += [(log_name, ln) for ln in log_lines[:n]]
                 log_lines = log_lines[n:]
@@ -129,7 +133,9 @@ class Demo:
         conn = Connection(NatsSettings(url=url), name="agent-comms-demo")
         await conn.connect()
         try:
-            done = await apply_resources(conn, load_resources(NACK_FILES), Overrides(replicas=1, max_bytes=1 << 30))
+            done = await apply_resources(
+                conn, load_resources(NACK_FILES), Overrides(replicas=1, max_bytes=1 << 30)
+            )
         finally:
             await conn.close()
         return [f"{a.kind} {a.name} ({a.path.relative_to(REPO)})" for a in done]
@@ -147,7 +153,16 @@ class Demo:
         port = free_port()
         log = open(self.workdir / "consumer.log", "wb")  # noqa: SIM115 - closed by the stack
         stack.callback(log.close)
-        cmd = [sys.executable, "-m", "agent_comms", "consume", "--http-host", "127.0.0.1", "--http-port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agent_comms",
+            "consume",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            str(port),
+        ]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         stack.callback(_stop, proc)
         deadline = time.monotonic() + 30
@@ -167,7 +182,9 @@ class Demo:
         cmd = [sys.executable, "-m", "agent_comms", "publish", "--watch-dir", str(self.workspace)]
         with open(self.workdir / "publisher.log", "wb") as log:
             pub = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=self.env)
-        say(f"[5/7] publisher sidecar started (pid {pub.pid}); replaying {self.source.name} at {self.lines_per_s:g} lines/s")
+        say(
+            f"[5/7] publisher sidecar started (pid {pub.pid}); replaying {self.source.name} at {self.lines_per_s:g} lines/s"
+        )
         time.sleep(0.8)
         order = replay_order(self.source)
         handles: dict[str, IO[bytes]] = {}
@@ -222,7 +239,9 @@ class Demo:
         say(f"  {'kind':<12} {'run':>6} {'general':>8}")
         for kind in sorted({k for _, k in counts}):
             say(f"  {kind:<12} {counts[('run', kind)]:>6} {counts[('general', kind)]:>8}")
-        say(f"  {'total':<12} {sum(1 for r in rows if r[0] == 'run'):>6} {sum(1 for r in rows if r[0] == 'general'):>8}")
+        say(
+            f"  {'total':<12} {sum(1 for r in rows if r[0] == 'run'):>6} {sum(1 for r in rows if r[0] == 'general'):>8}"
+        )
         say()
         for f in sorted(self.workspace.glob(".codex-*")):
             data = f.read_bytes()

@@ -240,7 +240,14 @@ async def _serve_publisher(publisher: Any) -> Any:
     default=None,
     help="Recorded run to replay (default: examples/codex-run).",
 )
-@click.option("--rate", "lines_per_s", type=float, default=60.0, show_default=True, help="Replay speed in lines per second.")
+@click.option(
+    "--rate",
+    "lines_per_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Replay speed in lines per second.",
+)
 @click.option(
     "--database-url",
     envvar="DATABASE_URL",
