@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from agent_comms.embedded import EmbeddedNats
+from agent_comms.store.rows import row_from_body
 from tests.integration.conftest import create_stream
 from tests.support.publisher import IDENTITY, expected_ids, start_publisher
 from tests.support.stream import Stored, read_stream_sync
@@ -44,6 +45,7 @@ def assert_exactly_once(stored: list[Stored], files: list[Path], **kw: str) -> N
     for m in stored:
         expected = m.body["message_id"] + (":general" if m.body["channel"] == "general" else "")
         assert m.msg_id == expected
+        row_from_body(dict(m.body), arrived_via="nats")  # the consumer would store it as it is
 
 
 def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from agent_comms.embedded import EmbeddedNats
+from agent_comms.store.rows import row_from_body
 from tests.integration.test_publish import (
     EVENTS,
     LOG,
@@ -35,6 +36,8 @@ def test_run_cap_stops_live_publishing_and_says_so_once(nats_server: EmbeddedNat
     notices = [m for m in stored if m.body["source"] == "agent-comms"]
     assert {m.body["channel"] for m in notices} == {"run", "general"} and len(notices) == 2
     assert notices[0].body["kind"] == "status" and "max-run-bytes" in notices[0].body["content"]
+    for m in stored:
+        row_from_body(dict(m.body), arrived_via="nats")  # the consumer stores the notice like any line
     lines = [m for m in stored if m.body["source"] == EVENTS and m.body["channel"] == "run"]
     assert 0 < len(lines) < 200
     assert sum(len(m.body["content"]) for m in lines) < 40 * 1024

@@ -13,20 +13,25 @@ import contextlib
 import fnmatch
 import logging
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent_comms.bus import Connection
 from agent_comms.core.codex import (
     DEFAULT_GLOBS,
     Normalizer,
-    SourceKind,
     file_context,
     file_identity,
     identify_source,
 )
 from agent_comms.core.lines import RawLine, line_digest
-from agent_comms.core.message import FileIdentity, Normalized, build_body, encode_copies, rfc3339_now
+from agent_comms.core.message import (
+    EncodedCopies,
+    FileIdentity,
+    Normalized,
+    build_body,
+    encode_copies,
+    rfc3339_now,
+)
 from agent_comms.core.runfiles import RunManifest, checkpoint_dir, write_manifest
 from agent_comms.core.subjects import (
     CONTENT_TYPE_HEADER,
@@ -40,42 +45,14 @@ from agent_comms.publisher.checkpoint import Checkpoint, CheckpointStore, finger
 from agent_comms.publisher.progress import FileProgress
 from agent_comms.publisher.sender import Copy, Outcome, Sender
 from agent_comms.publisher.tailer import Reset, TailedFile
+from agent_comms.publisher.watched import Summary, WatchedFile
 from agent_comms.publisher.watcher import DirectoryWatcher
 from agent_comms.settings import PublishSettings, format_general_kinds
 
 log = logging.getLogger(__name__)
 
 PUBLISHER_SOURCE = "agent-comms"
-"""`source` of the publisher's own notices (not a file line; line 0)."""
-
-
-@dataclass
-class FileSummary:
-    source: str
-    lines_read: int = 0
-    lines_published: int = 0
-    lines_duplicate: int = 0
-    lines_rejected: int = 0
-    lines_pending: int = 0
-    resets: int = 0
-
-
-@dataclass
-class Summary:
-    lines_read: int = 0
-    lines_published: int = 0
-    lines_duplicate: int = 0
-    lines_rejected: int = 0
-    lines_pending: int = 0
-    copies_acked: int = 0
-    retries: int = 0
-    bytes_published: int = 0
-    capped: bool = False
-    drained: bool = True
-    files: list[FileSummary] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+"""`source` of the publisher's own notices: not a file, so its line 1 clashes with no file line."""
 
 
 class _Notice(Outcome):
@@ -88,39 +65,6 @@ class _Notice(Outcome):
 
     def rejected(self, reason: str) -> None:
         pass
-
-
-class WatchedFile:
-    """One file under watch: its reader, identity, normalizer state and acknowledged progress."""
-
-    def __init__(self, tail: TailedFile, kind: SourceKind, ident: FileIdentity) -> None:
-        self.tail = tail
-        self.kind = kind
-        self.ident = ident
-        self.ctx = file_context(tail.source)
-        self.progress = FileProgress()
-        self.earlier: list[FileProgress] = []  # generations before a reset, for the summary
-        self.lines_read = 0
-        self.resets = 0
-        self.run_subjects: dict[str, str] = {}
-
-    def reset(self) -> None:
-        self.earlier.append(self.progress)
-        self.progress = FileProgress()
-        self.ctx = file_context(self.tail.source)
-        self.resets += 1
-
-    def summary(self) -> FileSummary:
-        s = FileSummary(self.tail.source, lines_read=self.lines_read, resets=self.resets)
-        for p in (*self.earlier, self.progress):
-            published, rejected, pending = p.counts()
-            s.lines_duplicate += p.lines_duplicate
-            s.lines_published += published
-            s.lines_rejected += rejected
-            s.lines_pending += pending
-        # Lines read but never handed to the sender (deadline, cap) are pending too.
-        s.lines_pending = s.lines_read - s.lines_published - s.lines_rejected
-        return s
 
 
 class Publisher:
@@ -359,31 +303,28 @@ class Publisher:
         ticket = wf.progress.track(line, 2 if enc.general is not None else 1)
         subject = wf.run_subjects.get(norm.kind)
         if subject is None:
-            subject = wf.run_subjects[norm.kind] = self._run_subject(wf, norm.kind)
-        headers = {MSG_ID_HEADER: enc.message_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-        if not await self.sender.send(Copy(subject, enc.run, headers, ticket), self._expired):
+            subject = wf.run_subjects[norm.kind] = self._run_subject(wf.ident.agent_id, norm.kind)
+        sent = await self._send(enc, subject, ticket)
+        if sent == 0:
             wf.progress.untrack(ticket)
-            return False
-        if enc.general is not None:
-            headers = {
-                MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX,
-                CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE,
-            }
-            if not await self.sender.send(
-                Copy(self._general_subject(norm.kind), enc.general, headers, ticket), self._expired
-            ):
-                return False
-        return True
+        return sent == (2 if enc.general is not None else 1)
 
-    def _run_subject(self, wf: WatchedFile, kind: str) -> str:
+    async def _send(self, enc: EncodedCopies, subject: str, outcome: Outcome) -> int:
+        """Send the run copy, then the general copy (if any); returns how many were handed over
+        before the deadline."""
+        headers = {MSG_ID_HEADER: enc.message_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
+        if not await self.sender.send(Copy(subject, enc.run, headers, outcome), self._expired):
+            return 0
+        if enc.general is None:
+            return 1
+        headers = {MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
+        general = Copy(self._general_subject(enc.kind), enc.general, headers, outcome)
+        return 2 if await self.sender.send(general, self._expired) else 1
+
+    def _run_subject(self, agent_id: str, kind: str) -> str:
         ident = self.settings.identity
         return run_subject(
-            self.prefix,
-            ident.workflow_namespace,
-            ident.workflow_name,
-            ident.workflow_uid,
-            wf.ident.agent_id,
-            kind,
+            self.prefix, ident.workflow_namespace, ident.workflow_name, ident.workflow_uid, agent_id, kind
         )
 
     def _general_subject(self, kind: str) -> str:
@@ -404,7 +345,7 @@ class Publisher:
             f"Live publishing stopped: this run reached --max-run-bytes={s.max_run_bytes} "
             f"({self.bytes_published} bytes of bodies published). The backfill step stores the rest."
         )
-        notice = RawLine(0, 0, 0, b"", 0, line_digest(s.identity.step_id, b"max-run-bytes"))
+        notice = RawLine(1, 0, 0, b"", 0, line_digest(s.identity.step_id, b"max-run-bytes"))
         ident = FileIdentity(
             PUBLISHER_SOURCE, s.identity.agent_id or s.identity.stage or "agent", s.identity.stage
         )
@@ -413,24 +354,7 @@ class Publisher:
         )
         body = build_body(s.identity, ident, notice, norm, rfc3339_now())
         enc = encode_copies(body, general="status" in s.general_kinds, max_payload=self.conn.nc.max_payload)
-        wf_subject = run_subject(
-            self.prefix,
-            s.identity.workflow_namespace,
-            s.identity.workflow_name,
-            s.identity.workflow_uid,
-            ident.agent_id,
-            "status",
-        )
-        headers = {MSG_ID_HEADER: enc.message_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-        await self.sender.send(Copy(wf_subject, enc.run, headers, _Notice()), self._expired)
-        if enc.general is not None:
-            headers = {
-                MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX,
-                CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE,
-            }
-            await self.sender.send(
-                Copy(self._general_subject("status"), enc.general, headers, _Notice()), self._expired
-            )
+        await self._send(enc, self._run_subject(ident.agent_id, "status"), _Notice())
 
     def _count_unread(self) -> None:
         """Count the lines nobody will publish now, so the summary reports each one as pending."""
