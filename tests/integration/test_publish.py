@@ -15,7 +15,7 @@ import orjson
 from agent_comms.embedded import EmbeddedNats
 from agent_comms.store.rows import row_from_body
 from tests.integration.conftest import create_stream
-from tests.support.publisher import IDENTITY, expected_ids, start_publisher
+from tests.support.publisher import IDENTITY, expected_ids, start_publisher, wait_started
 from tests.support.stream import Stored, read_stream_sync
 
 EVENTS = ".codex-implementation-events.jsonl"
@@ -64,8 +64,7 @@ def stored_count(url: str) -> int:
 def test_files_created_after_start_and_growing_are_published_once(
     nats_server: EmbeddedNats, watch_dir: Path
 ) -> None:
-    pub = start_publisher(watch_dir, nats_server.url)
-    time.sleep(0.5)
+    pub = wait_started(start_publisher(watch_dir, nats_server.url))
     events, log = watch_dir / EVENTS, watch_dir / LOG
     for i in range(1, 301):
         write(events, event_line(i))
@@ -138,8 +137,7 @@ def test_server_never_up_still_exits_zero_within_drain_timeout(tmp_path: Path, w
         write(events, event_line(i))
     write(log, b"one\ntwo\nunterminated")
     never = EmbeddedNats(tmp_path / "never")  # never started: nothing listens on its port
-    pub = start_publisher(watch_dir, never.url, "--drain-timeout", "2")
-    time.sleep(1.0)
+    pub = wait_started(start_publisher(watch_dir, never.url, "--drain-timeout", "2"))
     code, summary, took = pub.terminate()
     assert code == 0, pub.log()
     assert took < 2 + 2.5, f"exit took {took:.1f}s with a 2s drain timeout"
@@ -152,8 +150,7 @@ def test_sigterm_with_50000_lines_unsent_acknowledges_all_before_exit(
     nats_server: EmbeddedNats, watch_dir: Path
 ) -> None:
     events = watch_dir / EVENTS
-    pub = start_publisher(watch_dir, nats_server.url)
-    time.sleep(0.5)
+    pub = wait_started(start_publisher(watch_dir, nats_server.url))
     with open(events, "ab") as f:
         f.write(b"".join(event_line(i) for i in range(1, 50_001)))
     code, summary, took = pub.terminate()
@@ -271,8 +268,7 @@ def test_retried_step_rewriting_its_files_publishes_the_new_attempt(
     assert pub.terminate()[0] == 0
     # A new pod: new STEP_ID, same volume and checkpoints; the agent truncates and rewrites.
     step2 = "codex-impl-abc-step-2"
-    pub2 = start_publisher(watch_dir, nats_server.url, env={"STEP_ID": step2})
-    time.sleep(0.5)
+    pub2 = wait_started(start_publisher(watch_dir, nats_server.url, env={"STEP_ID": step2}))
     log.write_bytes(b"".join(b"attempt one %d\n" % i for i in range(10)) + b"attempt two only\n")
     wait_for(lambda: stored_count(nats_server.url) == 60 + 22, what="second attempt")
     assert pub2.terminate()[0] == 0

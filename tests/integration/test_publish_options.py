@@ -16,7 +16,7 @@ from tests.integration.test_publish import (
     wait_for,
     write,
 )
-from tests.support.publisher import expected_ids, start_publisher
+from tests.support.publisher import expected_ids, start_publisher, wait_started
 from tests.support.stream import read_stream_sync
 
 
@@ -79,8 +79,7 @@ def test_once_exits_nonzero_when_lines_stay_pending(tmp_path: Path, watch_dir: P
 
 
 def test_polling_mode_publishes_lines_as_they_arrive(nats_server: EmbeddedNats, watch_dir: Path) -> None:
-    pub = start_publisher(watch_dir, nats_server.url, "--poll")
-    time.sleep(0.5)
+    pub = wait_started(start_publisher(watch_dir, nats_server.url, "--poll"))
     events = watch_dir / EVENTS
     for i in range(1, 21):
         write(events, event_line(i))
@@ -132,3 +131,4 @@ def test_metrics_endpoint_counts_acknowledged_and_pending_lines(
     assert "agent_comms_publish_pending_lines 0.0" in text
     assert "agent_comms_publish_retries_total 0.0" in text
     assert pub.terminate()[0] == 0
+

@@ -75,6 +75,18 @@ def start_publisher(
     return PublisherProcess(proc, log_path)
 
 
+def wait_started(pub: PublisherProcess, timeout_s: float = 20) -> PublisherProcess:
+    """Until the publisher logged `publisher_started` (its watcher runs): a readiness signal."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if '"publisher_started"' in pub.log():
+            return pub
+        if pub.proc.poll() is not None:
+            raise AssertionError(f"the publisher exited with {pub.proc.returncode}: {pub.log()[-2000:]}")
+        time.sleep(0.02)
+    raise AssertionError("the publisher did not start")
+
+
 def expected_ids(
     path: Path, step_id: str = IDENTITY["STEP_ID"], uid: str = IDENTITY["WORKFLOW_UID"]
 ) -> list[str]:

@@ -169,6 +169,11 @@ def publish(**kw: Any) -> None:
     --drain-timeout, saves checkpoints and exits 0 whatever happened: a sidecar never fails a
     workflow. Lines it could not deliver are logged with counts and left for the backfill.
     """
+    # A SIGTERM that arrives while we start (imports, settings) must drain, not kill: remember
+    # it now and hand it to the publisher once its loop runs.
+    early: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signal.Signals(signum)))
     logsetup.configure(kw.pop("log_level"), kw.pop("log_format"))
     from agent_comms.core.codex import make_normalizer
     from agent_comms.publisher.publisher import Publisher
@@ -202,7 +207,7 @@ def publish(**kw: Any) -> None:
         from agent_comms.publisher.metrics import serve_metrics
 
         serve_metrics(publisher, metrics_port)
-    summary = asyncio.run(_serve_publisher(publisher))
+    summary = asyncio.run(_serve_publisher(publisher, early))
     click.echo(orjson.dumps(summary.to_json()).decode())
     level = logging.INFO if summary.drained else logging.WARNING
     log.log(level, "publisher_stopped", extra={k: v for k, v in summary.to_json().items() if k != "files"})
@@ -210,7 +215,7 @@ def publish(**kw: Any) -> None:
         sys.exit(1)
 
 
-async def _serve_publisher(publisher: Any) -> Any:
+async def _serve_publisher(publisher: Any, early: list[signal.Signals]) -> Any:
     loop = asyncio.get_running_loop()
     signals = {"count": 0}
 
@@ -222,6 +227,8 @@ async def _serve_publisher(publisher: Any) -> Any:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    for sig in early:
+        loop.call_soon(on_signal, sig)
     return await publisher.run()
 
 

@@ -102,6 +102,9 @@ class Sender:
         self._pending: dict[str, Copy] = {}
         self._tokens = itertools.count(1)
         self._prefix = ""
+        self._reply_prefix = ""
+        self._token_at = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -115,7 +118,10 @@ class Sender:
     async def start(self) -> None:
         """Subscribe the reply inbox and start the ack-timeout sweeper (needs a connection)."""
         nc = self._conn.nc
+        self._loop = asyncio.get_running_loop()
         self._prefix = nc.new_inbox()
+        self._reply_prefix = self._prefix + "."
+        self._token_at = len(self._reply_prefix)
         self._sub = await nc.subscribe(self._prefix + ".*", cb=self._on_reply)
         self._spawn(self._sweep())
 
@@ -163,11 +169,12 @@ class Sender:
 
     async def _publish(self, copy: Copy) -> None:
         token = str(next(self._tokens))
-        copy.deadline = asyncio.get_running_loop().time() + self._ack_timeout_s
+        assert self._loop is not None, "start() first"
+        copy.deadline = self._loop.time() + self._ack_timeout_s
         self._pending[token] = copy
         try:
             await self._conn.nc.publish(
-                copy.subject, copy.payload, reply=f"{self._prefix}.{token}", headers=copy.headers
+                copy.subject, copy.payload, reply=self._reply_prefix + token, headers=copy.headers
             )
         except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
             if self._pending.pop(token, None) is not None:
@@ -187,13 +194,14 @@ class Sender:
             self._spawn(self._retry(copy, exc))
 
     async def _on_reply(self, msg: Msg) -> None:
-        copy = self._pending.pop(msg.subject[len(self._prefix) + 1 :], None)
+        copy = self._pending.pop(msg.subject[self._token_at :], None)
         if copy is None:
             return  # a late ack for a copy that already timed out and was re-sent
         exc = self._check_ack(msg)
         if exc is None:
             self.acked += 1
-            self.last_ack_at = asyncio.get_running_loop().time()
+            assert self._loop is not None
+            self.last_ack_at = self._loop.time()
             duplicate = b'"duplicate":true' in msg.data
             if copy.future is not None:
                 if not copy.future.done():
