@@ -197,6 +197,46 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The web half of `agent-comms consume`: JSON API, SSE and pages (docs/web.md)."""
+
+    api_token: str | None = None
+    """AGENT_COMMS_API_TOKEN: when set, the API and pages require it (bearer or login cookie)."""
+    heartbeat_s: float = 15.0
+    """Seconds between SSE comment lines, under the idle timeout of proxies (nginx: 60 s)."""
+    history_rows: int = 500
+    """Rows an SSE stream sends first when it has no Last-Event-ID (the newest, oldest first)."""
+    catchup_rows: int = 1000
+    """Rows per Postgres read while a stream catches up from its cursor."""
+    client_queue_rows: int = 2000
+    """Live rows held for one SSE client; past that the client re-reads from Postgres by cursor."""
+    stale_after_s: float = 600.0
+    """A run without a final status that has been silent this long is shown as stale."""
+    poll_interval_s: float = 5.0
+    """Seconds between reads by cursor when no NOTIFY arrived (a lost notification costs this)."""
+
+    def validate(self) -> WebSettings:
+        checks = (
+            ("--sse-heartbeat", self.heartbeat_s > 0),
+            ("--sse-history", self.history_rows >= 0),
+            ("--sse-client-queue", self.client_queue_rows >= 10),
+            ("--stale-after", self.stale_after_s > 0),
+            ("--live-poll-interval", self.poll_interval_s > 0),
+        )
+        for flag, ok in checks:
+            if not ok:
+                raise ConfigError(
+                    f"{flag} is out of range (intervals positive, history >= 0, client queue >= 10)"
+                )
+        if self.api_token is not None and len(self.api_token) < 16:
+            raise ConfigError(
+                "AGENT_COMMS_API_TOKEN is shorter than 16 characters; use a long random value "
+                "(e.g. `openssl rand -hex 32`) or unset it"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumeSettings:
     """Everything `agent-comms consume` does; units in names.
 
@@ -210,8 +250,12 @@ class ConsumeSettings:
     batch_size: int = 1000
     pull_expires_s: float = 5.0
     max_body_bytes: int = 1024 * 1024
-    http_host: str = "0.0.0.0"
+    http_host: str | None = None
+    """None: 0.0.0.0 when an API token is set, else 127.0.0.1 only (see `bind_host`)."""
     http_port: int = 8080
+    ingest: bool = True
+    """False (`--no-ingest`): serve the web half alone, without NATS."""
+    web: WebSettings = field(default_factory=WebSettings)
     bind_retry_s: float = 5.0
     probe_interval_s: float = 5.0
     drain_timeout_s: float = 20.0
@@ -219,8 +263,10 @@ class ConsumeSettings:
     """Test hook: SIGKILL this process right after the Nth commit, before its acks (0: never)."""
 
     def validate(self) -> ConsumeSettings:
-        self.nats.validate()
+        if self.ingest:
+            self.nats.validate()
         self.store.validate()
+        self.web.validate()
         checks = (
             ("--batch-size", self.batch_size >= 1),
             ("--pull-expires", self.pull_expires_s >= 0.1),
@@ -238,6 +284,19 @@ class ConsumeSettings:
         if not 0 <= self.http_port <= 65535:
             raise ConfigError(f"--http-port={self.http_port}: not a TCP port")
         return self
+
+    @property
+    def bind_host(self) -> str:
+        """Where the HTTP server listens: `--http-host` if given; otherwise everywhere when the
+        API is protected by a token, and only this machine when it is not."""
+        if self.http_host:
+            return self.http_host
+        return "0.0.0.0" if self.web.api_token else "127.0.0.1"
+
+    @property
+    def is_open_to_localhost_only(self) -> bool:
+        """True when no token protects the API and the address was chosen for it (loopback)."""
+        return not self.http_host and not self.web.api_token
 
 
 IDENTITY_FIELDS: Final = (

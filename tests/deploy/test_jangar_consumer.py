@@ -25,7 +25,7 @@ def env() -> dict[str, dict]:
 
 def test_runs_agent_comms_consume_on_8080():
     c = container()
-    assert c["args"] == ["consume", "--http-port", "8080"]
+    assert c["args"] == ["consume", "--http-host", "0.0.0.0", "--http-port", "8080"]
     assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
 
 
@@ -37,7 +37,7 @@ def test_liveness_is_healthz_and_readiness_is_readyz():
 
 def test_secrets_are_referenced_never_written():
     e = env()
-    for name in ("DATABASE_URL", "NATS_USER", "NATS_PASSWORD"):
+    for name in ("DATABASE_URL", "NATS_USER", "NATS_PASSWORD", "AGENT_COMMS_API_TOKEN"):
         assert "value" not in e[name] and e[name]["valueFrom"]["secretKeyRef"]["name"], name
     assert e["NATS_URL"]["value"].startswith("tls://")
     mounts = [m["mountPath"] for m in container()["volumeMounts"]]

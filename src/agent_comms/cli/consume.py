@@ -30,9 +30,9 @@ log = logging.getLogger("agent_comms.cli")
 @click.option(
     "--http-host",
     envvar="AGENT_COMMS_HTTP_HOST",
-    default="0.0.0.0",
-    show_default=True,
-    help="Address of /healthz, /readyz and /metrics (and the web UI).",
+    default=None,
+    help="Address of the HTTP server (probes, metrics, API, pages). Default: 0.0.0.0 when "
+    "AGENT_COMMS_API_TOKEN is set, else 127.0.0.1 only (transcripts are sensitive; say so at start).",
 )
 @click.option(
     "--http-port",
@@ -118,6 +118,65 @@ log = logging.getLogger("agent_comms.cli")
     help="Postgres connections for probes and reads (batches are written on one more).",
 )
 @click.option(
+    "--no-ingest",
+    is_flag=True,
+    envvar="AGENT_COMMS_NO_INGEST",
+    help="Serve the API, SSE and pages only: no NATS, no ingest (scale the web apart from the ingest).",
+)
+@click.option(
+    "--api-token",
+    envvar="AGENT_COMMS_API_TOKEN",
+    default=None,
+    show_default=False,
+    help="Token the API and pages require (Bearer header or the /login cookie); unset: no auth, "
+    "localhost only unless --http-host is given. Prefer the variable to the flag (ps shows flags).",
+)
+@click.option(
+    "--sse-heartbeat",
+    "sse_heartbeat_s",
+    envvar="AGENT_COMMS_SSE_HEARTBEAT",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="Seconds between SSE keep-alive comments; keep under your proxies' idle timeout.",
+)
+@click.option(
+    "--sse-history",
+    "sse_history_rows",
+    envvar="AGENT_COMMS_SSE_HISTORY",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Rows an SSE stream sends first when it has no Last-Event-ID.",
+)
+@click.option(
+    "--sse-client-queue",
+    "sse_client_queue_rows",
+    envvar="AGENT_COMMS_SSE_CLIENT_QUEUE",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Live rows held per SSE client; a slower client re-reads from Postgres instead (memory bound).",
+)
+@click.option(
+    "--stale-after",
+    "stale_after_s",
+    envvar="AGENT_COMMS_STALE_AFTER",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds of silence after which a run without a final status is shown as stale.",
+)
+@click.option(
+    "--live-poll-interval",
+    "live_poll_interval_s",
+    envvar="AGENT_COMMS_LIVE_POLL_INTERVAL",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between reads by cursor when no NOTIFY arrives (bounds the cost of a lost one).",
+)
+@click.option(
     "--test-exit-after-commit",
     "exit_after_commits",
     type=int,
@@ -130,7 +189,8 @@ log = logging.getLogger("agent_comms.cli")
 @common_logging
 @run_command
 def consume(**kw: Any) -> None:
-    """Ingest the durable consumer into Postgres and serve /healthz, /readyz, /metrics: jangar-consumer.
+    """Ingest the durable consumer into Postgres and serve the API, SSE and pages (/agents) beside
+    /healthz, /readyz, /metrics: jangar-consumer. `--no-ingest` serves the web half alone.
 
     \b
     Guarantee: every message of the stream becomes exactly one row per (message_id, channel):
@@ -147,15 +207,30 @@ def consume(**kw: Any) -> None:
     import dataclasses
 
     from agent_comms.consumer.service import serve_consumer
-    from agent_comms.settings import ConsumeSettings
+    from agent_comms.settings import ConsumeSettings, WebSettings
+    from agent_comms.web.app import Web
 
     pool_size = kw.pop("db_pool_size")
+    web = WebSettings(
+        api_token=kw.pop("api_token") or None,
+        heartbeat_s=kw.pop("sse_heartbeat_s"),
+        history_rows=kw.pop("sse_history_rows"),
+        client_queue_rows=kw.pop("sse_client_queue_rows"),
+        stale_after_s=kw.pop("stale_after_s"),
+        poll_interval_s=kw.pop("live_poll_interval_s"),
+    )
     settings = ConsumeSettings(
         store=dataclasses.replace(store_settings(kw), pool_max_size=pool_size).validate(),
         nats=nats_settings(kw, "agent-comms-consumer"),
+        ingest=not kw.pop("no_ingest"),
+        web=web,
         **kw,
     ).validate()
-    asyncio.run(serve_consumer(settings))
+
+    def make_web(pool: Any, registry: Any, health: Any) -> Web:
+        return Web(settings.store, settings.web, pool, registry, health.set)
+
+    asyncio.run(serve_consumer(settings, make_web))
 
 
 @click.group("nats")

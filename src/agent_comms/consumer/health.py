@@ -1,4 +1,5 @@
-"""What /readyz reports: the consumer is bound, Postgres answers, and we are not stopping."""
+"""What /readyz reports: the consumer is bound, Postgres answers, live updates flow (when the web
+half is served), and we are not stopping."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from agent_comms.consumer.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
 
-Fact = Literal["consumer_bound", "database_ok", "migrated", "stopping"]
+Fact = Literal["consumer_bound", "database_ok", "migrated", "stopping", "listening"]
 
 
 @dataclass(slots=True)
@@ -18,18 +19,27 @@ class Health:
     """Readiness facts, set by whoever learns them; each change updates the ready gauge."""
 
     metrics: IngestMetrics
+    needs_consumer: bool = True
+    """False with --no-ingest: no durable consumer to bind."""
+    needs_listening: bool = False
+    """True when the web half is served: its LISTEN connection must be up."""
     consumer_bound: bool = False
     database_ok: bool = False
     migrated: bool = False
     stopping: bool = False
-    problems: dict[str, str] = field(
-        default_factory=lambda: {
-            "consumer_bound": "not bound yet",
-            "database_ok": "Postgres not reached yet",
-            "migrated": "migrations not checked yet",
-        }
-    )
+    listening: bool = False
+    problems: dict[str, str] = field(default_factory=dict)
     """Why each false fact is false, with the fix: what /readyz shows."""
+
+    def __post_init__(self) -> None:
+        if not self.problems:
+            self.problems.update(
+                {"database_ok": "Postgres not reached yet", "migrated": "migrations not checked yet"}
+            )
+            if self.needs_consumer:
+                self.problems["consumer_bound"] = "not bound yet"
+            if self.needs_listening:
+                self.problems["listening"] = "LISTEN connection not up yet"
 
     def set(self, fact: Fact, value: bool, problem: str = "") -> None:
         """Set one fact; `problem` says why it is false and how to fix it. Transitions are logged."""
@@ -45,7 +55,13 @@ class Health:
 
     @property
     def is_ready(self) -> bool:
-        return self.consumer_bound and self.database_ok and self.migrated and not self.stopping
+        return (
+            (self.consumer_bound or not self.needs_consumer)
+            and (self.listening or not self.needs_listening)
+            and self.database_ok
+            and self.migrated
+            and not self.stopping
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,5 +70,6 @@ class Health:
             "database_ok": self.database_ok,
             "migrated": self.migrated,
             "stopping": self.stopping,
+            "listening": self.listening,
             "problems": dict(self.problems),
         }

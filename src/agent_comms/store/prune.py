@@ -21,6 +21,12 @@ _DELETE_MESSAGES: Final = """
 DELETE FROM workflow_comms.agent_messages
 WHERE id IN (SELECT id FROM workflow_comms.agent_messages WHERE "timestamp" < %s LIMIT %s)
 """
+# A run summary (migration 0003) goes when its newest message does; a run pruned only in part
+# keeps the counts of everything it ever stored.
+_DELETE_RUNS: Final = """
+DELETE FROM workflow_comms.agent_runs
+WHERE workflow_uid IN (SELECT workflow_uid FROM workflow_comms.agent_runs WHERE last_at < %s LIMIT %s)
+"""
 _DELETE_LETTERS: Final = """
 DELETE FROM workflow_comms.dead_letters
 WHERE id IN (SELECT id FROM workflow_comms.dead_letters WHERE last_seen < %s LIMIT %s)
@@ -32,23 +38,26 @@ class PruneResult:
     cutoff: datetime
     messages: int
     dead_letters: int
+    runs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cutoff": self.cutoff.isoformat(),
             "messages": self.messages,
             "dead_letters": self.dead_letters,
+            "runs": self.runs,
         }
 
 
 async def prune(conn: Conn, older_than: timedelta, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> PruneResult:
-    """Delete messages whose `timestamp` and dead letters whose `last_seen` is older than `older_than`.
+    """Delete messages whose `timestamp`, dead letters whose `last_seen` and run summaries whose
+    `last_at` is older than `older_than`.
 
     `conn` must not be inside a transaction: each batch commits on its own.
     """
     cutoff = datetime.now(UTC) - older_than
     counts = []
-    for statement in (_DELETE_MESSAGES, _DELETE_LETTERS):
+    for statement in (_DELETE_MESSAGES, _DELETE_LETTERS, _DELETE_RUNS):
         total = 0
         while True:
             async with conn.transaction():
@@ -58,6 +67,6 @@ async def prune(conn: Conn, older_than: timedelta, *, batch_rows: int = DEFAULT_
             if deleted < batch_rows:
                 break
         counts.append(total)
-    result = PruneResult(cutoff, counts[0], counts[1])
+    result = PruneResult(cutoff, counts[0], counts[1], counts[2])
     log.info("pruned", extra=result.to_json())
     return result
