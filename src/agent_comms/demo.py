@@ -88,7 +88,11 @@ def replay_order(src: Path) -> list[tuple[str, bytes]]:
 
 
 class Demo:
-    def __init__(self, workdir: Path, source: Path, lines_per_s: float, database_url: str | None) -> None:
+    def __init__(
+        self, workdir: Path, source: Path, lines_per_s: float, database_url: str | None, serve: bool
+    ) -> None:
+        self.serve = serve
+        self.port = free_port()
         self.workdir = workdir
         self.source = source
         self.lines_per_s = lines_per_s
@@ -101,6 +105,8 @@ class Demo:
         if self.workdir.exists():
             shutil.rmtree(self.workdir)
         self.workspace.mkdir(parents=True)
+        say(f"Watch it live: http://127.0.0.1:{self.port}/agents/general  (and /agents for the run list)")
+        say()
         say("agent-comms demo: a recorded Codex run through the real publisher, NATS, consumer and Postgres")
         say()
         with ExitStack() as stack:
@@ -112,7 +118,9 @@ class Demo:
             self.dsn = self._postgres(stack)
             self.env = {**os.environ, **DEMO_IDENTITY, "NATS_URL": nats.url, "DATABASE_URL": self.dsn}
             port = self._consumer(stack)
-            say(f"[4/7] jangar-consumer (agent-comms consume) ready: http://127.0.0.1:{port}/readyz")
+            say(
+                f"[4/7] jangar-consumer (agent-comms consume) ready: ingest, API and pages on http://127.0.0.1:{port}"
+            )
             pub, summary = self._publish(nats.url)
             say(
                 f"[6/7] SIGTERM: the publisher drained and exited {pub.returncode}: {summary['lines_read']} lines "
@@ -127,6 +135,11 @@ class Demo:
             )
             self._report()
             ok = pub.returncode == 0 and summary["lines_pending"] == 0 and backfill["inserted"] == 0
+            if self.serve:
+                run = f"http://127.0.0.1:{port}/agents/{DEMO_IDENTITY['WORKFLOW_UID']}"
+                say()
+                say(f"Serving the pages until Ctrl-C:  {run}  |  http://127.0.0.1:{port}/agents/general")
+                _wait_for_interrupt()
             return 0 if ok else 1
 
     async def _apply(self, url: str) -> list[str]:
@@ -150,7 +163,7 @@ class Demo:
         return pg.dsn()
 
     def _consumer(self, stack: ExitStack) -> int:
-        port = free_port()
+        port = self.port
         log = open(self.workdir / "consumer.log", "wb")  # noqa: SIM115 - closed by the stack
         stack.callback(log.close)
         cmd = [
@@ -271,5 +284,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
-def run_demo(workdir: Path | None, source: Path, lines_per_s: float, database_url: str | None) -> int:
-    return Demo(workdir or default_workdir(), source, lines_per_s, database_url).run()
+def _wait_for_interrupt() -> None:
+    # Ctrl-C (SIGINT), or SIGTERM; also when started from a shell that ignored SIGINT for us.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say("\nstopping: consumer, Postgres and nats-server")
+
+
+def run_demo(
+    workdir: Path | None, source: Path, lines_per_s: float, database_url: str | None, *, serve: bool = True
+) -> int:
+    return Demo(workdir or default_workdir(), source, lines_per_s, database_url, serve).run()

@@ -251,9 +251,15 @@ async def _serve_publisher(publisher: Any, early: list[signal.Signals]) -> Any:
     "--rate",
     "lines_per_s",
     type=float,
-    default=60.0,
+    default=8.0,
     show_default=True,
-    help="Replay speed in lines per second.",
+    help="Replay speed in lines per second (slow enough to watch on /agents/general).",
+)
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Keep serving the pages after the replay until Ctrl-C.",
 )
 @click.option(
     "--database-url",
@@ -262,7 +268,9 @@ async def _serve_publisher(publisher: Any, early: list[signal.Signals]) -> Any:
     help="Use this Postgres instead of an embedded one (the demo writes one demo run into it).",
 )
 @run_command
-def demo(workdir: Path | None, source: Path | None, lines_per_s: float, database_url: str | None) -> None:
+def demo(
+    workdir: Path | None, source: Path | None, lines_per_s: float, database_url: str | None, serve: bool
+) -> None:
     """Run the whole path on this machine with real parts (what `make run` does).
 
     \b
@@ -273,4 +281,4 @@ def demo(workdir: Path | None, source: Path | None, lines_per_s: float, database
     """
     from agent_comms.demo import EXAMPLE_DIR, run_demo
 
-    sys.exit(run_demo(workdir, source or EXAMPLE_DIR, lines_per_s, database_url))
+    sys.exit(run_demo(workdir, source or EXAMPLE_DIR, lines_per_s, database_url, serve=serve))
