@@ -182,3 +182,23 @@ def test_unreachable_postgres_fails_nonzero_with_the_reason(tmp_path: Path) -> N
     code, _, err = run_backfill(tmp_path / "run", dsn, "--db-retry-for", "1")
     assert code != 0
     assert "unreachable" in err and "DATABASE_URL" in err
+
+
+def test_hostile_lines_are_backfilled_one_clean_row_each(tmp_path: Path, database: str) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    events = run_dir / ".codex-implementation-events.jsonl"
+    events.write_bytes(
+        b'{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"a\\u0000b"}}\n'
+        b"\x00\x00\x00\n"
+        b"caf\xe9 \xff not utf-8\n"
+        b'{"type":"item.comp'
+    )
+    code, summary, err = run_backfill(run_dir, database)
+    assert code == 0, err
+    assert summary["lines"] == 4 and summary["inserted"] == 8
+    stored = [r for r in rows(database) if r["channel"] == "run"]
+    assert [r["line"] for r in stored] == [1, 2, 3, 4]
+    for r in stored:
+        assert "\x00" not in r["content"] and "\\u0000" not in str(r["attrs"])
+    assert stored[3]["kind"] == "error" and stored[3]["attrs"].get("partial_line") is True

@@ -150,8 +150,14 @@ class Backfill:
                 norm.attrs["timestamp_estimated"] = how
                 read_at = rfc3339(ts)
             body = build_body(s.identity, ident, line, norm, read_at)
+            # Only a line holding a NUL (raw, or escaped in JSON) can put one in the body; skip the
+            # walk that replaces it otherwise, as the consumer does for bytes without one.
+            may_hold_nul = b"\x00" in line.data or b"\\u0000" in line.data
+            row = row_from_body(
+                body_with_channel(body, "run"), arrived_via="backfill", may_hold_nul=may_hold_nul
+            )
             for channel in missing:
-                self._batch.append(row_from_body(body_with_channel(body, channel), arrived_via="backfill"))
+                self._batch.append(row if channel == "run" else row._replace(channel=channel))
             if not self._batch_files or self._batch_files[-1] is not result:
                 self._batch_files.append(result)
             if len(self._batch) >= s.batch_rows:

@@ -216,6 +216,9 @@ def publish(**kw: Any) -> None:
 
 
 async def _serve_publisher(publisher: Any, early: list[signal.Signals]) -> Any:
+    from agent_comms.gctune import tune_for_throughput
+
+    tune_for_throughput()
     loop = asyncio.get_running_loop()
     signals = {"count": 0}
 

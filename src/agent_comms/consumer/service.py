@@ -28,6 +28,7 @@ from agent_comms.consumer.http import bind_socket, create_app, http_server
 from agent_comms.consumer.ingest import Ingest
 from agent_comms.consumer.metrics import IngestMetrics
 from agent_comms.consumer.probe import Prober
+from agent_comms.gctune import tune_for_throughput
 from agent_comms.settings import ConsumeSettings
 from agent_comms.store.database import Conn, create_pool, describe
 
@@ -49,6 +50,7 @@ WebFactory = Callable[[psycopg_pool.AsyncConnectionPool[Conn], CollectorRegistry
 
 async def serve_consumer(settings: ConsumeSettings, web_factory: WebFactory | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain and return; a crash of any part raises."""
+    tune_for_throughput()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
