@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 RECONNECT_FOREVER: Final = -1
 """nats-py gives up after 60 attempts (about two minutes) by default; a sidecar must outlive any outage."""
 
-PENDING_BUFFER_BYTES: Final = 8 * 1024 * 1024
-"""What nats-py may buffer while reconnecting; beyond it publishes fail fast and are retried later."""
+PENDING_BUFFER_BYTES: Final = 1024 * 1024
+"""What nats-py may buffer (while reconnecting, and between flushes); beyond it publishes fail
+fast and are retried later. 1 MiB rather than 8: the buffer is copied again on flush, and 8 MiB
+took the sidecar's peak RSS from 38 to 65 MB in the benchmark with no gain in throughput."""
 
 
 def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:

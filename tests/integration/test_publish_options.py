@@ -131,4 +131,3 @@ def test_metrics_endpoint_counts_acknowledged_and_pending_lines(
     assert "agent_comms_publish_pending_lines 0.0" in text
     assert "agent_comms_publish_retries_total 0.0" in text
     assert pub.terminate()[0] == 0
-

@@ -39,14 +39,15 @@ MAX_LISTED_CHANGES: Final = 20
 
 Attrs = dict[str, Any]
 
+_ITEM_PHASES: Final = {f"item.{phase}": phase for phase in ("started", "updated", "completed")}
+
 
 def map_event(obj: dict[str, Any], etype: str, ctx: FileContext, w: LineWork) -> Normalized:
     """One event with a string `type`."""
     attrs: Attrs = {"format": "exec-jsonl", "event_type": etype}
-    if etype.startswith("item.") and etype.count(".") == 1:
-        phase = etype[5:]
-        if phase in ("started", "updated", "completed"):
-            return _item(obj, etype, phase, attrs, w)
+    phase = _ITEM_PHASES.get(etype)
+    if phase is not None:
+        return _item(obj, etype, phase, attrs, w)
     handler = _TOP_LEVEL.get(etype)
     if handler is not None:
         return handler(obj, ctx, attrs, w)
@@ -166,8 +167,10 @@ class _Item:
         self.phase = phase
         self.attrs = attrs
         self.w = w
-        self.id = id_text(data.get("id"))
-        self.status = text_or_none(data.get("status"))
+        item_id = data.get("id")
+        self.id = item_id if type(item_id) is str else id_text(item_id)
+        status = data.get("status")
+        self.status = status if type(status) is str else text_or_none(status)
 
 
 def _item(obj: dict[str, Any], etype: str, phase: str, attrs: Attrs, w: LineWork) -> Normalized:

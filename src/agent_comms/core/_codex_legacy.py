@@ -240,6 +240,7 @@ def _exec_output_delta(msg: dict[str, Any], ctx: FileContext, attrs: Attrs, w: L
     else:
         attrs["chunk_bytes"] = len(data)
         text = data.decode("utf-8", "replace")
+        w.leave_quiet()  # the decoded bytes are not in the line: clean and redact them
     shown = cap_text(w.text(text), OUTPUT_CHUNK_MAX_BYTES)[0]
     header = f"Output ({w.text(stream)})" if stream else "Output"
     return result("status", "system", f"{header}:\n{fence(shown)}" if shown else f"{header}: empty", attrs)

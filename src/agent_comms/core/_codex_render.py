@@ -71,6 +71,8 @@ def text_or_none(value: Any) -> str | None:
 
 def int_or_none(value: Any) -> int | None:
     """An integer (not a bool, which JSON keeps apart), or a float with an integral value."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -125,6 +127,8 @@ def fence(body: str, lang: str = "") -> str:
 
 def shell_join(command: Any) -> str:
     """A command as one shell line: argv lists are joined with quoting, strings kept as they are."""
+    if type(command) is str:
+        return command
     if isinstance(command, list) and all(isinstance(a, str) for a in command):
         return shlex.join(command)
     return as_text(command)

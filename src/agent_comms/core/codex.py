@@ -10,6 +10,12 @@ codex-formats.md section 5. The work per line, in this order:
 4. redact secrets in content, tool and attrs (before any cut, so no secret leaks half at a cut);
 5. cut: content to 64 KiB, long strings in attrs to about 2 KiB, arguments to about 2 KiB.
 
+Most events lines hold no secret and nothing to clean, and steps 3 and 4 are most of the cost. A
+*quiet* line is one proven so from its bytes and its parsed value before mapping (`_event`): then
+no string is scanned for secrets, `attrs.raw` is not walked when the line is too short to need a
+cut, and tool and attrs are checked with one encoding instead of a walk. The output is the same
+either way (`Normalizer(quiet_lines=False)` turns this off; the tests compare the two).
+
 It never raises: a line it cannot make sense of becomes a `status` line that says why.
 """
 
@@ -18,13 +24,14 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
 
 from agent_comms.core import _codex_current, _codex_legacy
-from agent_comms.core._codex_common import FileContext, LineWork
+from agent_comms.core._codex_common import NO_RAW, RAW_STRING_MAX_BYTES, FileContext, LineWork, is_plain_value
 from agent_comms.core._codex_parse import event_timestamp, item_ids, trim_head, trim_tail
 from agent_comms.core._codex_render import cap_arguments, json_type, result, unrecognized
 from agent_comms.core.lines import OVERSIZED_HEAD_BYTES, OVERSIZED_TAIL_BYTES, RawLine
@@ -97,10 +104,13 @@ def file_context(name: str, saved: object = None) -> FileContext:
 
 _CONFIG_KEYS: Final = frozenset(_codex_legacy.CONFIG_KEYS)
 _BOM: Final = b"\xef\xbb\xbf"
-_NO_RAW: Final = object()
 _OVERSIZED_SNIFF_BYTES: Final = 4096
 _SNIFF_TYPE: Final = re.compile(rb'"type":\s*"([A-Za-z0-9_./-]{1,64})"')
 _SNIFF_ITEM_ID: Final = re.compile(rb'"id":\s*"((?:item|itm)_[0-9]{1,12})"')
+_ESCAPED_CSI: Final = re.compile(rb"\\u001b\[[0-9;]*[A-Za-z]")
+_ESCAPED_SGR: Final = re.compile(rb"\\u001b\[[0-9;]*m")
+"""An ANSI colour or cursor escape as JSON writes it (ESC as `\\u001b`): the span cleaning's CSI
+pattern removes from the decoded string, since parameters and final byte leave no choice."""
 
 
 class Normalizer:
@@ -108,12 +118,16 @@ class Normalizer:
 
     `max_json_bytes`: events lines longer than this are not parsed as JSON (they become a
     "too large to parse" line with head and tail kept); None parses every line that the splitter
-    kept whole.
+    kept whole. `quiet_lines`: False sends every line through cleaning and redaction of each of
+    its strings, which quiet lines skip with the same result (for tests and comparisons).
     """
 
-    def __init__(self, redactor: Redactor, *, max_json_bytes: int | None = None) -> None:
+    def __init__(
+        self, redactor: Redactor, *, max_json_bytes: int | None = None, quiet_lines: bool = True
+    ) -> None:
         self._redactor = redactor
-        self._max_json_bytes = max_json_bytes
+        self._json_limit = sys.maxsize if max_json_bytes is None else max_json_bytes
+        self._quiet_lines = quiet_lines
 
     def normalize(self, kind: SourceKind, line: RawLine, ctx: FileContext) -> Normalized:
         """Exactly one `Normalized` for the line; never raises, whatever its bytes.
@@ -121,7 +135,15 @@ class Normalizer:
         Updates `ctx` (the sticky thread id) as events announce it.
         """
         try:
-            return self._normalize(kind, line, ctx)
+            w = LineWork(self._redactor)
+            events = kind is SourceKind.EVENTS
+            if line.cut >= 0 or (events and line.size > self._json_limit):  # oversized, or too big to parse
+                norm = self._oversized(kind, line, w)
+            elif events:
+                norm = self._event(line, ctx, w)
+            else:
+                norm = self._text(line, w)
+            return self._finish(norm, line, ctx, w, events)
         except Exception as exc:  # The contract: one message per line, never a crash or a stall.
             _log.warning(
                 "normalize_failed",
@@ -131,18 +153,6 @@ class Normalizer:
             return _fallback(kind, line, ctx, exc)
 
     # -- per line ---------------------------------------------------------------------------------
-
-    def _normalize(self, kind: SourceKind, line: RawLine, ctx: FileContext) -> Normalized:
-        w = LineWork(self._redactor)
-        events = kind is SourceKind.EVENTS
-        too_big = self._max_json_bytes is not None and line.size > self._max_json_bytes
-        if line.is_oversized or (events and too_big):
-            norm = self._oversized(kind, line, w)
-        elif events:
-            norm = self._event(line, ctx, w)
-        else:
-            norm = self._text(line, w)
-        return self._finish(norm, line, ctx, w, events=events)
 
     def _text(self, line: RawLine, w: LineWork) -> Normalized:
         """An agent-log (or other text) line: its cleaned text, leading white space kept."""
@@ -171,18 +181,48 @@ class Normalizer:
             obj, unparsed = self._parse_damaged(data, line.size, attrs, w)
             if unparsed is not None:
                 return unparsed
-        if isinstance(obj, dict):
-            i = data.find(b'"id"')
-            if i >= 0 and data.find(b'"id"', i + 4) >= 0:
-                w.item_ids = item_ids(
-                    data if "invalid_utf8" not in attrs else data.decode("utf-8", "replace")
-                )
+        else:
+            # Quiet: no member named like a secret, nothing too deep or long (`is_plain_value`),
+            # and no secret shape nor anything to clean in the strings (the redactor's line gate).
+            if self._quiet_lines and (type(obj) is dict or type(obj) is list) and is_plain_value(obj):
+                if not self._redactor.may_match_json(data):
+                    w.plain = w.quiet = True
+                else:
+                    w.quiet = self._only_colours(data)
+                # A string decoded from the line is shorter than the line: none is long enough to cut.
+                w.raw_is_final = w.quiet and len(data) <= RAW_STRING_MAX_BYTES
+        is_object = isinstance(obj, dict)
+        # Only an item's ids are looked at: without one, the scan over the line is spared.
+        if is_object and isinstance(obj.get("item"), dict) and data.count(b'"id"') > 1:
+            w.item_ids = item_ids(data if "invalid_utf8" not in attrs else data.decode("utf-8", "replace"))
         norm = self._map(obj, ctx, w)
-        norm.attrs.update(attrs)
-        norm.attrs["raw"] = obj
-        if isinstance(obj, dict) and "timestamp" in obj:
+        if attrs:
+            norm.attrs.update(attrs)
+        w.raw = obj
+        if is_object and "timestamp" in obj:
             norm.timestamp = event_timestamp(obj["timestamp"])
         return norm
+
+    def _only_colours(self, data: bytes) -> bool:
+        """Whether the line would be quiet but for ANSI colour escapes, which cleaning removes.
+
+        The redactor vouches for the line's bytes with those escapes removed (what cleaning leaves
+        of its strings), and for the bytes as they are (what the strings hold before cleaning:
+        `attrs.raw`), where they are the only `\\u` escapes and spell ESC, no needle's character.
+        """
+        stripped, escapes = _ESCAPED_SGR.subn(b"", data)
+        if escapes and not self._redactor.may_match_json(stripped):
+            # Around a colour escape (`m`), the line's bytes hold no needle that the bytes without
+            # it do not: no needle holds `\\`, `[` or `;`, or starts with `u001b`, a digit or `m`.
+            return True
+        # One pass over the line, as cleaning makes one pass over each string: an escape that
+        # removing another puts together is not removed, and leaves a `\\u` escape behind.
+        stripped, escapes = _ESCAPED_CSI.subn(b"", data)
+        return (
+            bool(escapes)
+            and not self._redactor.may_match_json(stripped)
+            and not self._redactor.may_match_bytes(data)
+        )
 
     def _parse_damaged(
         self, data: bytes, line_size: int, attrs: dict[str, Any], w: LineWork
@@ -218,11 +258,9 @@ class Normalizer:
 
     def _map(self, obj: Any, ctx: FileContext, w: LineWork) -> Normalized:
         """Classify a parsed line by shape (the stream carries no version) and map it."""
-        attrs: dict[str, Any] = {}
         try:
             if not isinstance(obj, dict):
-                attrs["json_type"] = json_type(obj)
-                return unrecognized(f"JSON {json_type(obj)}, not an object", attrs)
+                return unrecognized(f"JSON {json_type(obj)}, not an object", {"json_type": json_type(obj)})
             msg = obj.get("msg")
             if isinstance(msg, dict):
                 return _codex_legacy.map_msg(obj, msg, ctx, w)
@@ -232,12 +270,12 @@ class Normalizer:
                     return _codex_legacy.map_session_summary(obj, ctx, w)
                 return _codex_current.map_event(obj, etype, ctx, w)
             if "msg" in obj:
-                return unrecognized(f"msg is {json_type(msg)}, not an object", attrs)
+                return unrecognized(f"msg is {json_type(msg)}, not an object", {})
             if "prompt" in obj:
                 return _codex_legacy.map_prompt(obj, w)
             if not _CONFIG_KEYS.isdisjoint(obj):
                 return _codex_legacy.map_config(obj, w)
-            return unrecognized("an object without type or msg", attrs)
+            return unrecognized("an object without type or msg", {})
         except Exception as exc:  # An unexpected shape must not cost the line: say so instead.
             _log.debug("map_failed", exc_info=True)
             attrs = {"normalize_error": type(exc).__name__}
@@ -301,7 +339,7 @@ class Normalizer:
         return cleaned
 
     def _finish(
-        self, norm: Normalized, line: RawLine, ctx: FileContext, w: LineWork, *, events: bool
+        self, norm: Normalized, line: RawLine, ctx: FileContext, w: LineWork, events: bool
     ) -> Normalized:
         """Redact tool and attrs, cut what is long, add the line's common attrs, cap content.
 
@@ -309,23 +347,33 @@ class Normalizer:
         then found in the per-line memo instead of being walked again.
         """
         event_attrs = norm.attrs
-        raw = event_attrs.pop("raw", _NO_RAW)
+        raw = w.raw
         redacted = 0
-        if raw is not _NO_RAW:
+        if raw is not NO_RAW and not w.raw_is_final:
             raw, redacted = w.scrub(raw)
-        if norm.tool is not None:
-            tool: dict[str, Any] = {}
-            redacted += w.scrub_members(norm.tool, tool)
+        final = w.quiet and _fits_uncut(norm.tool, event_attrs)  # nothing to mask, nothing to cut
+        if norm.tool is not None and not final:
+            if w.quiet:
+                tool = w.cut_members(norm.tool)
+            else:
+                tool = {}
+                redacted += w.scrub_members(norm.tool, tool)
             if "arguments" in tool:
                 tool["arguments"] = cap_arguments(tool["arguments"])
             norm.tool = tool
-        attrs: dict[str, Any] = {}
         if ctx.artifact is not None:
-            attrs["artifact"] = ctx.artifact
-        attrs["byte_offset"] = line.offset
-        redacted += w.scrub_members(event_attrs, attrs)
-        if "arguments" in attrs:
-            attrs["arguments"] = cap_arguments(attrs["arguments"])
+            attrs: dict[str, Any] = {"artifact": ctx.artifact, "byte_offset": line.offset}
+        else:
+            attrs = {"byte_offset": line.offset}
+        if final or (w.quiet and _fits_uncut(None, event_attrs)):
+            attrs.update(event_attrs)
+        else:
+            if w.quiet:
+                attrs.update(w.cut_members(event_attrs))
+            else:
+                redacted += w.scrub_members(event_attrs, attrs)
+            if "arguments" in attrs:
+                attrs["arguments"] = cap_arguments(attrs["arguments"])
         if events and ctx.thread_id is not None and "thread_id" not in attrs:
             attrs["thread_id"] = ctx.thread_id
         if line.partial:
@@ -337,15 +385,32 @@ class Normalizer:
         redacted += w.redacted
         if redacted:
             attrs["redacted"] = redacted
-        content, omitted = cap_text(norm.content)
-        if omitted:
-            attrs["truncated"] = True
-            attrs["content_bytes"] = len(norm.content.encode("utf-8"))
-            norm.content = content
-        if raw is not _NO_RAW:
+        if len(norm.content) * 4 > CONTENT_MAX_BYTES:  # else no cut is possible: skip the call
+            content, omitted = cap_text(norm.content)
+            if omitted:
+                attrs["truncated"] = True
+                attrs["content_bytes"] = len(norm.content.encode("utf-8"))
+                norm.content = content
+        if raw is not NO_RAW:
             attrs["raw"] = raw
         norm.attrs = attrs
         return norm
+
+
+_UNCUT_JSON_BYTES: Final = 514
+"""JSON this short holds no list that `scrub` shortens (257 items take 515 bytes), no string it cuts
+(2,049 bytes) and no `arguments` that `cap_arguments` cuts (2,049 bytes)."""
+
+
+def _fits_uncut(tool: dict[str, Any] | None, attrs: dict[str, Any]) -> bool:
+    """Whether a quiet line's tool and attrs are final as they are: one C-level encoding, no walk.
+
+    Nesting is not measured: a quiet line's containers are shallow enough (`is_plain_value`).
+    """
+    try:
+        return len(orjson.dumps((tool, attrs))) <= _UNCUT_JSON_BYTES
+    except (TypeError, orjson.JSONEncodeError):
+        return False
 
 
 def _fallback(kind: SourceKind, line: RawLine, ctx: FileContext, exc: Exception) -> Normalized:

@@ -30,6 +30,8 @@ def cap_text(text: str, max_bytes: int = CONTENT_MAX_BYTES) -> tuple[str, int]:
     """
     if len(text) * 4 <= max_bytes:  # cheap: no string of this length can exceed the cap
         return text, 0
+    if text.isascii():  # a flag CPython keeps: one byte per character, so cut without encoding
+        return _cap_ascii(text, max_bytes)
     raw = text.encode("utf-8")
     if len(raw) <= max_bytes:
         return text, 0
@@ -41,6 +43,17 @@ def cap_text(text: str, max_bytes: int = CONTENT_MAX_BYTES) -> tuple[str, int]:
     tail = raw[len(raw) - tail_n :].decode("utf-8", "ignore") if tail_n else ""
     omitted = len(raw) - len(head.encode("utf-8")) - len(tail.encode("utf-8"))
     return head + cut_marker(omitted) + tail, omitted
+
+
+def _cap_ascii(text: str, max_bytes: int) -> tuple[str, int]:
+    """`cap_text` for ASCII text, where characters and bytes are the same: slices, no codec."""
+    if len(text) <= max_bytes:
+        return text, 0
+    budget = max(max_bytes - len(cut_marker(len(text)).encode("utf-8")), 0)
+    tail_n = int(budget * TAIL_SHARE)
+    head_n = budget - tail_n
+    omitted = len(text) - head_n - tail_n
+    return text[:head_n] + cut_marker(omitted) + (text[len(text) - tail_n :] if tail_n else ""), omitted
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -124,7 +137,9 @@ def _clean(text: str, controls: re.Pattern[str], multiline: bool) -> tuple[str, 
             text = "\n".join(_overwrite(line) if "\r" in line else line for line in text.split("\n"))
         else:
             text = _overwrite(text)
-    text, removed = controls.subn("", text)
+    removed = 0
+    if has_controls(text, keep_newlines=multiline):  # ANSI escapes are often all there was
+        text, removed = controls.subn("", text)
     return text.rstrip(), CleanFlags(had_ansi, removed > 0)
 
 
@@ -138,6 +153,15 @@ def clean_text(text: str) -> tuple[str, CleanFlags]:
     if not has_controls(text):
         return text.rstrip(), NOTHING_REMOVED
     return _clean(text, _CONTROLS_LINE, multiline=False)
+
+
+def clean_colours(text: str) -> tuple[str, CleanFlags]:
+    """`clean_multiline` for text whose only control characters are newline, tab, and ESC where it
+    starts a CSI escape (`ESC [ digits letter`): removing those escapes is all there is to do."""
+    if "\x1b" not in text:
+        return text.rstrip(), NOTHING_REMOVED
+    text, n = _ANSI.subn("", text)
+    return text.rstrip(), CleanFlags(n > 0, False)
 
 
 def clean_multiline(text: str) -> tuple[str, CleanFlags]:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agent_comms.core._codex_common import LineWork
 from agent_comms.core.codex import (
     DEFAULT_GLOBS,
     FileContext,
@@ -1219,3 +1220,13 @@ def test_a_secret_shared_by_content_and_raw_is_counted_once() -> None:
     assert norm.content == "use [REDACTED:github-token]"
     assert norm.attrs["raw"]["item"]["text"] == "use [REDACTED:github-token]"
     assert norm.attrs["redacted"] == 1
+
+
+def test_text_made_for_one_piece_of_content_never_gets_the_redaction_of_another() -> None:
+    # The memo is keyed by string identity: a string made for `text()` and freed could hand its id,
+    # and with it its redaction, to the next one (this returned "token [REDACTED...]" twice).
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2
+    for _ in range(20):
+        w = LineWork(Redactor())
+        assert w.text("".join(["token ", token])) == "token [REDACTED:github-token]"
+        assert w.text("".join(["plain ", "x" * len(token)])) == "plain " + "x" * len(token)

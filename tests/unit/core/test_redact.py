@@ -5,8 +5,9 @@ from typing import Any
 import orjson
 import pytest
 
+from agent_comms.core import redact
 from agent_comms.core.redact import Redactor
-from tests.unit.core.codex_support import item, normalize_event
+from tests.unit.core.codex_support import SECRET_TEXTS, item, normalize_event
 
 GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2  # 40 characters after the prefix is fine too
 GH_PAT = "github_pat_11ABCDEFG0" + "x" * 10 + "_" + "Q1w2E3r4T5y6U7i8O9p0" * 3
@@ -258,3 +259,67 @@ def test_a_private_key_split_by_an_oversized_line_cut_leaks_neither_half() -> No
     assert norm.attrs["oversized"] is True
     assert "MIIEowIBAAKCAQEA" not in norm.content
     assert norm.content.count("[REDACTED:private-key]") == 2
+
+
+# -- the line gate (`may_match_json`): it may open for nothing, but never stay shut on a secret --
+
+
+def _rules_matching(text: str) -> set[int]:
+    """Indexes into `_RULES` of the rules that match somewhere in `text`."""
+    by_group = {redact._BUILTIN.groupindex[f"r{i}"]: i for i in range(len(redact._RULES))}
+    return {by_group[m.lastindex or 0] for m in redact._BUILTIN.finditer(text)}
+
+
+def test_every_rule_names_the_substrings_its_matches_need() -> None:
+    assert all(rule.needles for rule in redact._RULES)
+    seen: set[int] = set()
+    for text in SECRET_TEXTS:
+        for index in _rules_matching(text):
+            seen.add(index)
+            needles = redact._RULES[index].needles
+            assert any(needle in text for needle in needles), (redact._RULES[index].kind, text)
+    assert seen == set(range(len(redact._RULES))), "a rule has no example in SECRET_TEXTS"
+
+
+@pytest.mark.parametrize("text", SECRET_TEXTS)
+def test_the_line_gate_opens_for_every_secret_shape_in_a_json_string(text: str) -> None:
+    assert Redactor().redact(text)[1] > 0
+    assert Redactor().may_match_json(
+        orjson.dumps({"type": "item.completed", "item": {"text": f"x {text} y"}})
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        rb'{"type":"turn.started"}',
+        rb'{"type":"item.completed","item":{"id":"item_3","type":"agent_message","text":"All good.\nDone"}}',
+        rb'{"a":"tab\there, a \"quote\", a backslash\\n (escaped) and key/value text: fine"}',
+        rb'{"command":["bash","-lc","git log --oneline | head -5"]}',
+    ],
+)
+def test_the_line_gate_lets_ordinary_json_lines_through(line: bytes) -> None:
+    assert not Redactor().may_match_json(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        rb'{"a":"\u0067hp_a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8i9J0"}',  # \u spells a needle's letter
+        rb'{"a":"x\/y"}',
+        rb'{"a":"bell\b"}',
+        rb'{"a":"cr\r"}',
+        rb'{"a":"{\"k\": 1}"}',  # JSON inside a string: its members are not looked at by name
+        b'{"a":"del\x7f"}',
+        rb'{"a":"mail me@host"}',
+    ],
+)
+def test_the_line_gate_opens_for_escapes_it_cannot_see_through(line: bytes) -> None:
+    assert Redactor().may_match_json(line)
+
+
+def test_the_line_gate_refuses_a_needle_that_joined_strings_could_make() -> None:
+    with pytest.raises(ValueError, match="joins strings"):
+        redact._LineGate(["hooks.slack"])
+    with pytest.raises(ValueError, match="no anchor"):
+        redact._LineGate(["abc"])

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from agent_comms.core.text import NOTHING_REMOVED, clean_multiline, clean_text, decode_line, has_controls
+from agent_comms.core.text import (
+    NOTHING_REMOVED,
+    CleanFlags,
+    clean_colours,
+    clean_multiline,
+    clean_text,
+    decode_line,
+    has_controls,
+)
 
 
 def test_valid_utf8_decodes_without_flag() -> None:
@@ -102,3 +110,22 @@ def test_line_cleaning_removes_a_newline_that_multiline_cleaning_keeps() -> None
 )
 def test_control_detection_is_exact(text: str, keep_newlines: bool, expected: bool) -> None:
     assert has_controls(text, keep_newlines=keep_newlines) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain  ",
+        "\x1b[32mPASSED\x1b[0m [ 10%]\nnext line\t \n",
+        "a\x1b[1;31mred\x1b[m and \x1b[2K cleared",
+        "no escape at all\n\n",
+        "",
+    ],
+)
+def test_colour_cleaning_is_multiline_cleaning_for_text_with_only_colour_escapes(text: str) -> None:
+    assert clean_colours(text) == clean_multiline(text)
+
+
+def test_an_escape_that_removing_another_completes_is_a_control_character_not_a_colour() -> None:
+    # One pass, as a terminal would not see the second escape either: the ESC left is a control.
+    assert clean_multiline("a\x1b\x1b[31m[0mb") == ("a[0mb", CleanFlags(had_ansi=True, had_controls=True))

@@ -1,0 +1,483 @@
+"""Web benchmark: does a crowd of SSE clients slow the ingest, and how fast does a line arrive?
+
+Everything real and on this machine: embedded Postgres and nats-server, `agent-comms consume`
+(ingest) and a separate `agent-comms consume --no-ingest` (the web half), the real publisher.
+
+1. Ingest rate, with and without N SSE clients (default 200) on the web process: the same
+   backlog of lines is pre-published with the consumer stopped, then ingested; the rate is rows
+   over the span of their `stored_at`. After a warm-up, three cases are interleaved for
+   --rounds and compared by medians: no clients; clients on the general channel (each receives
+   every ingested row: the worst case); clients watching another run. Target: at most 10 % lower.
+2. Delay from a line written to a watched file to its event at an SSE client, at a steady
+   --rate lines/s (default 1,000) for --seconds, with the N clients connected. Target: p99 < 250 ms.
+
+Prints the figures and ratios and writes .bench/web.json. Not run by the tests (`make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from agent_comms.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / ".bench" / "web.json"
+PY = sys.executable
+IDENTITY = {
+    "WORKFLOW_NAME": "bench-web",
+    "WORKFLOW_NAMESPACE": "bench",
+    "STEP_ID": "bench-web-step",
+}
+
+
+def run(cmd: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])}... failed:\n{done.stderr.decode()[-2000:]}")
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as f:
+        return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def wait_http(port: int, path: str, timeout_s: float = 60) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"127.0.0.1:{port}{path} not ready after {timeout_s}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class Clients:
+    """N SSE clients on one URL. `probes` of them parse events for latency; the rest only read."""
+
+    def __init__(self, port: int, path: str, n: int, probes: int) -> None:
+        self.port, self.path, self.n, self.probes = port, path, n, probes
+        self.delays_ms: list[float] = []
+        self.stored_ms: list[float] = []
+        self.events = 0
+        self.tasks: list[asyncio.Task[None]] = []
+        self.connected = 0
+        self.all_connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._client(i < self.probes)) for i in range(self.n)]
+        async with asyncio.timeout(30):
+            await self.all_connected.wait()
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _client(self, probe: bool) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 22)
+        writer.write(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode())
+        await writer.drain()
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        self.connected += 1
+        if self.connected == self.n:
+            self.all_connected.set()
+        buffer = b""
+        try:
+            while True:
+                chunk = await reader.read(1 << 18)
+                if not chunk:
+                    return
+                if not probe:
+                    self.events += chunk.count(b"\nid: ") + chunk.startswith(b"id: ")
+                    continue
+                buffer += chunk
+                now_ns = time.time_ns()
+                while (at := buffer.find(b"W@")) >= 0:
+                    end = buffer.find(b"@", at + 2)
+                    stored = buffer.find(b'"stored_at":"', end)
+                    if end < 0 or stored < 0 or buffer.find(b'"', stored + 13) < 0:
+                        break
+                    written_ns = int(buffer[at + 2 : end])
+                    stored_end = buffer.find(b'"', stored + 13)
+                    stored_s = datetime.fromisoformat(buffer[stored + 13 : stored_end].decode()).timestamp()
+                    self.delays_ms.append((now_ns - written_ns) / 1e6)
+                    # stored_at is the storing transaction's start: the split is approximate.
+                    self.stored_ms.append(stored_s * 1e3 - written_ns / 1e6)
+                    buffer = buffer[stored_end + 1 :]
+                if len(buffer) > 1 << 16:
+                    buffer = buffer[-256:]
+        finally:
+            writer.close()
+
+
+class Crowd:
+    """Clients that only read, in a process of their own (as browsers are): the probes that time
+    events then do not wait behind them in one event loop."""
+
+    def __init__(self, port: int, path: str, n: int) -> None:
+        self.port, self.path, self.n = port, path, n
+        self.proc: asyncio.subprocess.Process | None = None
+        self.events = 0
+
+    async def start(self) -> None:
+        if self.n == 0:
+            return
+        self.proc = await asyncio.create_subprocess_exec(
+            PY,
+            __file__,
+            "--load-clients",
+            str(self.n),
+            "--port",
+            str(self.port),
+            "--path",
+            self.path,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(60):
+            line = await self.proc.stdout.readline()
+        if line.strip() != b"connected":
+            raise SystemExit(f"load clients failed to connect: {line!r}")
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            out, _ = await self.proc.communicate()
+        self.events = int(out.strip() or 0)
+
+
+async def load_clients(port: int, path: str, n: int) -> None:
+    """`--load-clients`: connect n readers, say so, read until SIGTERM, print the events read."""
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    clients = Clients(port, path, n, 0)
+    await clients.start()
+    print("connected", flush=True)
+    await stopping.wait()
+    await clients.stop()
+    print(clients.events, flush=True)
+
+
+def rows_span(dsn: str, uid: str) -> tuple[int, float]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*), extract(epoch FROM max(stored_at) - min(stored_at)) "
+            "FROM workflow_comms.agent_messages WHERE workflow_uid = %s",
+            (uid,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1] or 0.0)
+
+
+def write_backlog(watch: Path, lines: int) -> None:
+    log = watch / ".codex-bench-agent.log"
+    with open(log, "w") as f:
+        for i in range(lines):
+            f.write(f"backlog line {i}: the agent reports progress on its task, item {i % 97}\n")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def ingest_phase(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    work: Path,
+    dsn: str,
+    web: subprocess.Popen[bytes],
+    web_port: int,
+    uid: str,
+    clients: int,
+    path: str = "/api/agents/events?channel=general&history=0",
+) -> dict[str, Any]:
+    """Pre-publish a backlog with `publish --once`, then time the consumer ingesting it."""
+    watch = work / f"backlog-{uid}"
+    watch.mkdir()
+    write_backlog(watch, args.backlog)
+    pub_env = {**env, **IDENTITY, "WORKFLOW_UID": uid}
+    run([PY, "-m", "agent_comms", "publish", "--watch-dir", str(watch), "--once"], pub_env)
+    crowd = Crowd(web_port, path, clients)
+    await crowd.start()
+    web_cpu = cpu_s(web.pid)
+    own_cpu = sum(os.times()[:2])
+    port = free_port()
+    consumer = start(
+        [PY, "-m", "agent_comms", "consume", "--http-host", "127.0.0.1", "--http-port", str(port)],
+        env,
+        work / f"consumer-{uid}.log",
+    )
+    want = 2 * args.backlog
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            count, _ = rows_span(dsn, uid)
+            if count >= want:
+                break
+        await asyncio.sleep(1.0)
+    finally:
+        stop(consumer)
+        await crowd.stop()
+    count, span_s = rows_span(dsn, uid)
+    return {
+        "sse_clients": clients,
+        "clients_watch": path if clients else None,
+        "web_process_cpu_s": round(cpu_s(web.pid) - web_cpu, 2),
+        # This process (the clients run in a child of it), on the same cores as the ingest.
+        "bench_cpu_s": round(sum(os.times()[:2]) - own_cpu, 2),
+        "rows": count,
+        "seconds": round(span_s, 3),
+        "rows_per_s": round(count / span_s, 1) if span_s else None,
+        "events_to_clients": crowd.events,
+    }
+
+
+def write_paced(log: Path, total: int, interval_s: float) -> None:
+    """Append `total` lines at a steady pace, each carrying the time it was written (W@ns@)."""
+    started = time.monotonic()
+    with open(log, "a", buffering=1) as f:
+        for i in range(total):
+            pause = started + i * interval_s - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            f.write(f"W@{time.time_ns()}@ live line {i}\n")
+
+
+async def latency_phase(
+    args: argparse.Namespace, env: dict[str, str], work: Path, web_port: int, ingest_port: int
+) -> dict[str, Any]:
+    """The real publisher tails a file written at --rate lines/s; probes time each line's arrival."""
+    uid = "bench-latency"
+    watch = work / "live"
+    watch.mkdir()
+    log = watch / ".codex-bench-agent.log"
+    log.write_text("start\n")
+    pub_env = {**env, **IDENTITY, "WORKFLOW_UID": uid}
+    publisher = start(
+        [PY, "-m", "agent_comms", "publish", "--watch-dir", str(watch), "--poll-interval", "0.05"],
+        pub_env,
+        work / "publisher.log",
+    )
+    path = f"/api/agents/events?runId={uid}&history=0"
+    crowd = Crowd(web_port, path, args.clients - args.probes)
+    probes = Clients(web_port, path, args.probes, args.probes)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the run exists once its first line is stored
+            try:
+                with psycopg.connect(env["DATABASE_URL"]) as conn:
+                    if conn.execute(
+                        "SELECT 1 FROM workflow_comms.agent_runs WHERE workflow_uid=%s", (uid,)
+                    ).fetchone():
+                        break
+            except psycopg.Error:
+                pass
+            await asyncio.sleep(0.2)
+        await crowd.start()
+        await probes.start()
+        await asyncio.sleep(1.0)
+        total = int(args.rate * args.seconds)
+        await asyncio.to_thread(write_paced, log, total, 1.0 / args.rate)
+        await asyncio.sleep(3.0)
+    finally:
+        await probes.stop()
+        await crowd.stop()
+        stop(publisher)
+    delays = sorted(probes.delays_ms)
+    to_store = sorted(probes.stored_ms)
+    expected = total * args.probes
+    q = statistics.quantiles(delays, n=100) if len(delays) >= 100 else []
+    return {
+        "rate_lines_per_s": args.rate,
+        "seconds": args.seconds,
+        "sse_clients": args.clients,
+        "probe_clients": args.probes,
+        "events_expected_at_probes": expected,
+        "events_received_at_probes": len(delays),
+        "delay_ms_p50": round(q[49], 1) if q else None,
+        "delay_ms_p99": round(q[98], 1) if q else None,
+        "delay_ms_max": round(delays[-1], 1) if delays else None,
+        "written_to_stored_ms_p50": round(statistics.median(to_store), 1) if to_store else None,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="agent-comms-bench-web-", dir="/tmp"))
+    pg = EmbeddedPostgres(work / "pg").start()
+    nats = EmbeddedNats(work / "nats").start()
+    web: subprocess.Popen[bytes] | None = None
+    try:
+        dsn = pg.dsn()
+        env = {**os.environ, "DATABASE_URL": dsn, "NATS_URL": nats.url, "AGENT_COMMS_LOG_LEVEL": "warning"}
+        run(
+            [
+                PY,
+                "-m",
+                "agent_comms",
+                "nats",
+                "apply",
+                str(REPO / "nats/stream.yaml"),
+                str(REPO / "jangar-consumer/consumer.yaml"),
+                "--replicas",
+                "1",
+                "--duplicate-window",
+                "2s",
+                "--max-bytes",
+                "2G",
+            ],
+            env,
+        )
+        run([PY, "-m", "agent_comms", "migrate"], env)
+        web_port = free_port()
+        web = start(
+            [
+                PY,
+                "-m",
+                "agent_comms",
+                "consume",
+                "--no-ingest",
+                "--http-host",
+                "127.0.0.1",
+                "--http-port",
+                str(web_port),
+                "--db-pool-size",
+                "8",
+            ],
+            env,
+            work / "web.log",
+        )
+        wait_http(web_port, "/readyz")
+        # Ingest rates vary run to run (Postgres warming up, checkpoints): one warm-up, then the
+        # three cases interleaved for --rounds, compared by their medians.
+        await ingest_phase(args, env, work, dsn, web, web_port, "bench-warmup", 0)
+        other_run = "/api/agents/events?runId=bench-warmup&history=0"
+        cases: dict[str, list[dict[str, Any]]] = {"alone": [], "firehose": [], "other_run": []}
+        plans = {
+            "alone": (0, "/api/agents/events?channel=general&history=0"),
+            # Worst case: every client receives every ingested row (the general channel).
+            "firehose": (args.clients, "/api/agents/events?channel=general&history=0"),
+            # Typical: the clients watch another run while the backlog is ingested.
+            "other_run": (args.clients, other_run),
+        }
+        names = list(plans)
+        for r in range(args.rounds):
+            for name in names[r % 3 :] + names[: r % 3]:  # rotate: no case always runs after another
+                n, path = plans[name]
+                phase = await ingest_phase(args, env, work, dsn, web, web_port, f"bench-{name}-{r}", n, path)
+                cases[name].append(phase)
+        ingest_port = free_port()
+        consumer = start(
+            [PY, "-m", "agent_comms", "consume", "--http-host", "127.0.0.1", "--http-port", str(ingest_port)],
+            env,
+            work / "consumer-live.log",
+        )
+        try:
+            wait_http(ingest_port, "/readyz")
+            latency = await latency_phase(args, env, work, web_port, ingest_port)
+        finally:
+            stop(consumer)
+        medians = {k: statistics.median(p["rows_per_s"] or 0.0 for p in v) for k, v in cases.items()}
+        return {
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "backlog_lines": args.backlog,
+            "rounds": args.rounds,
+            "ingest_order": "rotated each round",
+            "ingest_rows_per_s_median": {k: round(v, 1) for k, v in medians.items()},
+            "ingest_rate_ratio_firehose": round(medians["firehose"] / medians["alone"], 3),
+            "ingest_rate_ratio_other_run": round(medians["other_run"] / medians["alone"], 3),
+            "ingest_target": "ratio >= 0.90",
+            "ingest_phases": cases,
+            "latency": latency,
+            "latency_target": "p99 < 250 ms",
+        }
+    finally:
+        if web is not None:
+            stop(web)
+        nats.kill()
+        pg.kill()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=200, help="SSE clients on the web process")
+    parser.add_argument("--probes", type=int, default=10, help="clients that time every event")
+    parser.add_argument("--backlog", type=int, default=20_000, help="lines ingested per rate phase")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the ingest cases")
+    parser.add_argument("--rate", type=float, default=1000.0, help="lines/s in the latency phase")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--load-clients", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--path", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load_clients:
+        asyncio.run(load_clients(args.port, args.path, args.load_clients))
+        return
+    socket.setdefaulttimeout(10)
+    result = asyncio.run(main(args))
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    m = result["ingest_rows_per_s_median"]
+    lat = result["latency"]
+    print(f"ingest alone (median of {args.rounds}):   {m['alone']} rows/s")
+    print(
+        f"ingest, {args.clients} SSE clients on the general channel (each gets every row): {m['firehose']} rows/s, "
+        f"ratio {result['ingest_rate_ratio_firehose']} (target >= 0.90)"
+    )
+    print(
+        f"ingest, {args.clients} SSE clients on another run: {m['other_run']} rows/s, "
+        f"ratio {result['ingest_rate_ratio_other_run']}"
+    )
+    print(
+        f"delay written->received at {lat['rate_lines_per_s']:g} lines/s, {lat['sse_clients']} clients: "
+        f"p50 {lat['delay_ms_p50']} ms, p99 {lat['delay_ms_p99']} ms, max {lat['delay_ms_max']} ms "
+        f"({lat['events_received_at_probes']}/{lat['events_expected_at_probes']} at probes; target p99 < 250 ms); "
+        f"of which written->stored p50 {lat['written_to_stored_ms_p50']} ms"
+    )
+    print(f"wrote {OUT.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    cli()
