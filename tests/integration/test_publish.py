@@ -16,7 +16,7 @@ from agent_comms.embedded import EmbeddedNats
 from agent_comms.store.rows import row_from_body
 from tests.integration.conftest import create_stream
 from tests.support.publisher import IDENTITY, expected_ids, start_publisher, wait_started
-from tests.support.stream import Stored, read_stream_sync
+from tests.support.stream import Stored, message_count, read_stream_sync
 
 EVENTS = ".codex-implementation-events.jsonl"
 LOG = ".codex-implementation-agent.log"
@@ -58,7 +58,7 @@ def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition") -> Non
 
 
 def stored_count(url: str) -> int:
-    return len(read_stream_sync(url))
+    return message_count(url)
 
 
 def test_files_created_after_start_and_growing_are_published_once(

@@ -22,3 +22,17 @@ async def read_stream(url: str, **kw: Any) -> list[StoredMessage]:
 
 def read_stream_sync(url: str, **kw: Any) -> list[StoredMessage]:
     return asyncio.run(read_stream(url, **kw))
+
+
+async def _message_count(url: str) -> int:
+    nc = await nats.connect(url, max_reconnect_attempts=1)
+    try:
+        info = await nc.jetstream().stream_info("agent-comms")
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def message_count(url: str) -> int:
+    """How many messages the stream holds (one cheap API call, for polling)."""
+    return asyncio.run(_message_count(url))

@@ -64,6 +64,7 @@ class LineWork:
     Every string that goes into `content` passes through `text()`, which cleans it and then
     redacts it, once. The memo maps the id of each source string (the very objects held by the
     parsed event, hence by `attrs.raw`) to its redacted form, so `scrub()` does not scan it again.
+    On a quiet line (see `quiet`) neither redacts, and `scrub()` only cuts.
     """
 
     __slots__ = (

@@ -150,7 +150,7 @@ def json_spellings(event: Any, secret: str, rng: random.Random, *, escaped: bool
 
 
 def noisy(secret: str, rng: random.Random) -> list[str]:
-    """The secret as written, and with characters that cleaning removes inside it."""
+    """The secret with something cleaning removes put into it (or, for `\\r`, in front of it)."""
     i = rng.randrange(1, len(secret))
     return [
         secret[:i] + "\x00" + secret[i:],

@@ -178,3 +178,15 @@ def test_colour_escapes_alone_do_not_cost_a_line_the_fast_path() -> None:
     )
     assert Redactor().may_match_json(line)  # the escapes themselves
     assert not Redactor().may_match_json(line.replace(b"\\u001b[32m", b"").replace(b"\\u001b[0m", b""))
+
+
+@pytest.mark.parametrize("text", ["plain query", SECRET_TEXTS[0], "\x1b[1mbold\x1b[0m query"])
+def test_an_item_with_its_id_twice_comes_out_the_same_both_ways(text: str) -> None:
+    query = orjson.dumps(text).decode()
+    lines = [
+        f'{{"type":"item.completed","item":{{"id":"ws_1","type":"web_search","id":"call_1","query":{query}}}}}',
+        f'{{"type":"item.started","item":{{"id":"ws_2","type":"web_search","query":{query},"id":7}}}}',
+        f'{{"type":"item.completed","item":{{"id":"a","type":"agent_message","text":{query},"x":{{"id":"b"}}}}}}',
+    ]
+    assert assert_same_both_ways(line.encode() for line in lines) == 3
+    assert normalize_event(lines[0].encode()).attrs["call_id"] == "call_1"
