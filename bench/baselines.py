@@ -18,7 +18,8 @@ import nats
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from agent_comms.jetstream import STREAM_NAME, ensure_stream, stream_config
+from agent_comms.jetstream import STREAM_NAME, ensure_stream
+from agent_comms.nats_apply import Overrides, stream_from_file
 
 IDENTITY = {
     "WORKFLOW_UID": "3f0c7c1e-5d2a-4d47-9a55-bench0000001",
@@ -112,6 +113,9 @@ def precompute(path: Path, max_payload: int) -> tuple[list[Out], float]:
     return out, time.perf_counter() - t0
 
 
+STREAM_YAML = Path(__file__).resolve().parents[1] / "nats" / "stream.yaml"
+
+
 # -- the stream ----------------------------------------------------------------------------------
 
 
@@ -122,7 +126,8 @@ async def fresh_stream(url: str, max_bytes: int = 8 * 1024**3) -> None:
         js = nc.jetstream(timeout=30)
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(STREAM_NAME)
-        await ensure_stream(js, stream_config(max_bytes=max_bytes))
+        overrides = Overrides(replicas=1, max_bytes=max_bytes)
+        await ensure_stream(js, stream_from_file(STREAM_YAML, overrides))
     finally:
         await nc.close()
 

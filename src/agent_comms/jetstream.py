@@ -1,7 +1,8 @@
-"""The JetStream resources of the contract: stream `agent-comms` and durable `jangar-agent-comms`.
+"""The JetStream names of the contract (stream `agent-comms`, durable `jangar-agent-comms`) and
+reading a stream back.
 
-In Kubernetes NACK owns both (nats/stream.yaml, jangar-consumer/consumer.yaml); locally and in
-tests they are created from the same values here.
+The resources themselves are defined once, in nats/stream.yaml and jangar-consumer/consumer.yaml:
+NACK applies them in Kubernetes, `agent-comms nats apply` (nats_apply.py) locally and in tests.
 """
 
 from __future__ import annotations
@@ -15,43 +16,15 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from agent_comms.core.subjects import DEFAULT_PREFIX, stream_subjects
-
 STREAM_NAME: Final = "agent-comms"
 DURABLE_NAME: Final = "jangar-agent-comms"
 
 SEVEN_DAYS_S: Final = 7 * 24 * 3600.0
-
-
-def stream_config(
-    *,
-    prefix: str = DEFAULT_PREFIX,
-    duplicate_window_s: float = 120.0,
-    replicas: int = 1,
-    max_bytes: int = 8 * 1024**3,
-    max_msg_size: int | None = None,
-) -> StreamConfig:
-    """The contract's stream: limits retention, file storage, 7 days, bounded bytes, a duplicate window."""
-    return StreamConfig(
-        name=STREAM_NAME,
-        subjects=[stream_subjects(prefix)],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=SEVEN_DAYS_S,
-        max_bytes=max_bytes,
-        discard=DiscardPolicy.OLD,
-        num_replicas=replicas,
-        duplicate_window=duplicate_window_s,
-        max_msg_size=max_msg_size,
-    )
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

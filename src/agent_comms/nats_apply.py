@@ -303,6 +303,14 @@ def load_resources(paths: Sequence[Path]) -> list[Resource]:
     return sorted(found, key=lambda r: r.kind != "Stream")
 
 
+def stream_from_file(path: Path, overrides: Overrides = Overrides()) -> api.StreamConfig:
+    """The StreamConfig of the one Stream in a NACK YAML file (e.g. nats/stream.yaml)."""
+    streams = [r for r in load_resources([path]) if r.kind == "Stream"]
+    if len(streams) != 1:
+        raise SpecError(f"{path}: expected one Stream, found {len(streams)}")
+    return stream_config(streams[0], overrides)
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     kind: str

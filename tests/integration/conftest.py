@@ -15,18 +15,28 @@ from pathlib import Path
 import nats
 import psycopg
 import pytest
+from nats.js.api import StreamConfig
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from agent_comms.embedded import EmbeddedNats, EmbeddedPostgres
-from agent_comms.jetstream import ensure_stream, stream_config
+from agent_comms.jetstream import ensure_stream
+from agent_comms.nats_apply import Overrides, stream_from_file
+
+STREAM_YAML = Path(__file__).resolve().parents[2] / "nats" / "stream.yaml"
+
+
+def contract_stream(*, duplicate_window_s: float = 120.0, max_bytes: int = 1 << 30) -> StreamConfig:
+    """The stream NACK applies (nats/stream.yaml), with single-server overrides."""
+    overrides = Overrides(replicas=1, duplicate_window_s=duplicate_window_s, max_bytes=max_bytes)
+    return stream_from_file(STREAM_YAML, overrides)
 
 
 def create_stream(url: str, *, duplicate_window_s: float = 120.0) -> None:
     async def go() -> None:
         nc = await nats.connect(url)
         try:
-            await ensure_stream(nc.jetstream(), stream_config(duplicate_window_s=duplicate_window_s))
+            await ensure_stream(nc.jetstream(), contract_stream(duplicate_window_s=duplicate_window_s))
         finally:
             await nc.close()
 
