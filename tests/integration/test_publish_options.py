@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
+from agent_comms.core.runfiles import checkpoint_dir
 from agent_comms.embedded import EmbeddedNats
 from agent_comms.store.rows import row_from_body
 from tests.integration.test_publish import (
@@ -67,6 +69,19 @@ def test_once_exits_zero_when_everything_is_acknowledged(nats_server: EmbeddedNa
     write(log, b"a\nb\nunterminated")
     code, summary, _ = start_publisher(watch_dir, nats_server.url, "--once").wait()
     assert code == 0 and summary["lines_published"] == 3
+    assert_exactly_once(read_stream_sync(nats_server.url), [log])
+
+
+def test_lines_sent_again_without_checkpoints_are_absorbed_and_counted_as_duplicates(
+    nats_server: EmbeddedNats, watch_dir: Path
+) -> None:
+    log = watch_dir / LOG
+    write(log, b"".join(b"line %d\n" % i for i in range(500)))
+    code, first, _ = start_publisher(watch_dir, nats_server.url, "--once").wait()
+    assert code == 0 and first["lines_published"] == 500 and first["lines_duplicate"] == 0
+    shutil.rmtree(checkpoint_dir(watch_dir))  # a lost volume: the next sidecar starts at byte 0
+    code, again, _ = start_publisher(watch_dir, nats_server.url, "--once").wait()
+    assert code == 0 and again["lines_published"] == again["lines_duplicate"] == 500
     assert_exactly_once(read_stream_sync(nats_server.url), [log])
 
 

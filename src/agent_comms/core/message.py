@@ -138,9 +138,10 @@ def build_body(
     return body
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedCopies:
-    """The two encoded copies of one body; `general` is None when the policy keeps it off."""
+    """The two encoded copies of one body; `general` is None when the policy keeps it off (one is
+    made per line: not frozen, which would make creating it several times slower)."""
 
     message_id: str
     kind: str

@@ -53,11 +53,6 @@ class FileProgress:
         self._open.append(ticket)
         return ticket
 
-    def untrack(self, ticket: LineTicket) -> None:
-        """Forget the newest ticket, when none of its copies was sent (cap reached, deadline)."""
-        if self._open and self._open[-1] is ticket:
-            self._open.pop()
-
     @property
     def unsettled(self) -> int:
         return len(self._open)

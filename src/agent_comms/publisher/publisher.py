@@ -33,14 +33,7 @@ from agent_comms.core.message import (
     rfc3339_now,
 )
 from agent_comms.core.runfiles import RunManifest, checkpoint_dir, write_manifest
-from agent_comms.core.subjects import (
-    CONTENT_TYPE_HEADER,
-    GENERAL_ID_SUFFIX,
-    JSON_CONTENT_TYPE,
-    MSG_ID_HEADER,
-    general_subject,
-    run_subject,
-)
+from agent_comms.core.subjects import GENERAL_ID_SUFFIX, general_subject, run_subject
 from agent_comms.publisher.checkpoint import Checkpoint, CheckpointStore, fingerprint
 from agent_comms.publisher.progress import FileProgress
 from agent_comms.publisher.sender import Copy, Outcome, Sender
@@ -266,11 +259,13 @@ class Publisher:
         )
 
     async def _pump(self, *, final: bool) -> None:
-        """Read and publish everything available in every file; with `final`, the partial line too."""
+        """Read and publish everything available in every file; with `final`, the partial line too.
+
+        The lines of one read are normalized and encoded first, then their copies are sent as
+        one batch; reading goes on only once the batch is handed over (or the deadline passed).
+        """
         for wf in list(self.files.values()):
-            if self.capped:
-                return
-            while True:
+            while not self.capped and not self._expired():
                 got = wf.tail.read()
                 if got is None:
                     break
@@ -278,53 +273,49 @@ class Publisher:
                     log.warning("file_reset", extra={"source": wf.tail.source, "reason": got.reason})
                     wf.reset()
                     continue
-                if not got:
-                    continue
-                read_at = rfc3339_now()
-                wf.lines_read += len(got)
-                for line in got:
-                    if not await self._publish_line(wf, line, read_at):
-                        return
-            if final:
+                if got and not await self._publish_lines(wf, got):
+                    return
+            if final and not self.capped and not self._expired():
                 last = wf.tail.finish()
-                if last is not None:
-                    wf.lines_read += 1
-                    if not await self._publish_line(wf, last, rfc3339_now()):
-                        return
+                if last is not None and not await self._publish_lines(wf, [last]):
+                    return
 
-    async def _publish_line(self, wf: WatchedFile, line: RawLine, read_at: str) -> bool:
-        """Normalize, encode and send both copies of one line; False to stop reading."""
-        if self._expired():
-            return False
-        norm = self.normalizer.normalize(wf.kind, line, wf.ctx)
-        body = build_body(self.settings.identity, wf.ident, line, norm, read_at)
-        general = norm.kind in self.settings.general_kinds
-        enc = encode_copies(body, general=general, max_payload=self.conn.nc.max_payload)
-        size = len(enc.run) + (len(enc.general) if enc.general is not None else 0)
-        if self.bytes_published + size > self.settings.max_run_bytes:
-            await self._reach_cap()
-            return False
-        self.bytes_published += size
-        ticket = wf.progress.track(line, 2 if enc.general is not None else 1)
-        subject = wf.run_subjects.get(norm.kind)
-        if subject is None:
-            subject = wf.run_subjects[norm.kind] = self._run_subject(wf.ident.agent_id, norm.kind)
-        sent = await self._send(enc, subject, ticket)
-        if sent == 0:
-            wf.progress.untrack(ticket)
-        return sent == (2 if enc.general is not None else 1)
+    async def _publish_lines(self, wf: WatchedFile, lines: list[RawLine]) -> bool:
+        """Normalize, encode and send both copies of each line; False to stop reading."""
+        wf.lines_read += len(lines)
+        read_at = rfc3339_now()
+        identity = self.settings.identity
+        general_kinds = self.settings.general_kinds
+        max_payload = self.conn.nc.max_payload
+        copies: list[Copy] = []
+        for line in lines:
+            norm = self.normalizer.normalize(wf.kind, line, wf.ctx)
+            body = build_body(identity, wf.ident, line, norm, read_at)
+            enc = encode_copies(body, general=norm.kind in general_kinds, max_payload=max_payload)
+            size = len(enc.run) + (len(enc.general) if enc.general is not None else 0)
+            if self.bytes_published + size > self.settings.max_run_bytes:
+                await self._send(copies)
+                await self._reach_cap()
+                return False
+            self.bytes_published += size
+            ticket = wf.progress.track(line, 2 if enc.general is not None else 1)
+            subject = wf.run_subjects.get(norm.kind)
+            if subject is None:
+                subject = wf.run_subjects[norm.kind] = self._run_subject(wf.ident.agent_id, norm.kind)
+            self._add_copies(copies, enc, subject, ticket)
+        return await self._send(copies)
 
-    async def _send(self, enc: EncodedCopies, subject: str, outcome: Outcome) -> int:
-        """Send the run copy, then the general copy (if any); returns how many were handed over
-        before the deadline."""
-        headers = {MSG_ID_HEADER: enc.message_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-        if not await self.sender.send(Copy(subject, enc.run, headers, outcome), self._expired):
-            return 0
-        if enc.general is None:
-            return 1
-        headers = {MSG_ID_HEADER: enc.message_id + GENERAL_ID_SUFFIX, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
-        general = Copy(self._general_subject(enc.kind), enc.general, headers, outcome)
-        return 2 if await self.sender.send(general, self._expired) else 1
+    def _add_copies(self, copies: list[Copy], enc: EncodedCopies, subject: str, outcome: Outcome) -> None:
+        """The run copy, then the general copy (if the policy sends one)."""
+        copies.append(Copy(subject, enc.run, enc.message_id, outcome))
+        if enc.general is not None:
+            general = self._general_subject(enc.kind)
+            copies.append(Copy(general, enc.general, enc.message_id + GENERAL_ID_SUFFIX, outcome))
+
+    async def _send(self, copies: list[Copy]) -> bool:
+        """Hand the copies to the sender; False if the deadline came before all were taken (the
+        lines of those not taken stay pending)."""
+        return await self.sender.send(copies, self._expired) == len(copies)
 
     def _run_subject(self, agent_id: str, kind: str) -> str:
         ident = self.settings.identity
@@ -359,7 +350,9 @@ class Publisher:
         )
         body = build_body(s.identity, ident, notice, norm, rfc3339_now())
         enc = encode_copies(body, general="status" in s.general_kinds, max_payload=self.conn.nc.max_payload)
-        await self._send(enc, self._run_subject(ident.agent_id, "status"), _Notice())
+        copies: list[Copy] = []
+        self._add_copies(copies, enc, self._run_subject(ident.agent_id, "status"), _Notice())
+        await self._send(copies)
 
     def _count_unread(self) -> None:
         """Count the lines nobody will publish now, so the summary reports each one as pending."""

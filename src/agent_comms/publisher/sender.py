@@ -2,10 +2,10 @@
 
 Publishes go out on the core connection with a reply subject under one inbox subscription that
 collects the PubAcks, the fastest way Python can get messages stored with acknowledgement
-(`js.publish()` waits a round trip per message; `js.publish_async()` costs a task-free future
-but still a round trip of bookkeeping we do not need). At most `max_in_flight` copies are
-unacknowledged at once: when the window is full, `send()` waits, so the reader stops reading and
-the file stays the buffer.
+(`js.publish()` waits a round trip per message; `js.publish_async()` costs a future and its
+bookkeeping per message). At most `max_in_flight` copies are unacknowledged at once: when the
+window is full, `send()` waits, so the reader stops reading and the file stays the buffer.
+Copies are handed over in batches, their frames built by `wire` and queued together.
 
 The fast path allocates no task: an ack resolves its copy in the subscription callback. A copy
 that times out, meets no responders or gets an error reply moves to the slow path: a retry task
@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import nats.errors
@@ -35,10 +35,15 @@ from tenacity import (
 )
 
 from agent_comms.bus import Connection
+from agent_comms.core.subjects import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, MSG_ID_HEADER
+from agent_comms.publisher import wire
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_MAX_S: Final = 0.25
+WRITE_BYTES: Final = 256 * 1024
+"""Frames are queued in pieces of about this size: large enough to cost one call per hundred
+copies, small enough that a batch is never held twice in memory at once."""
 NO_RESPONDERS_STATUS: Final = "503"
 
 # JetStream API error codes that no retry can fix (the body itself is refused).
@@ -67,14 +72,14 @@ class Outcome:
 
 
 class Copy:
-    """One message to store: a subject, an encoded body, its headers and who to tell."""
+    """One message to store: a subject, an encoded body, its `Nats-Msg-Id` and who to tell."""
 
-    __slots__ = ("deadline", "future", "headers", "outcome", "payload", "subject")
+    __slots__ = ("deadline", "future", "msg_id", "outcome", "payload", "subject")
 
-    def __init__(self, subject: str, payload: bytes, headers: dict[str, str], outcome: Outcome) -> None:
+    def __init__(self, subject: str, payload: bytes, msg_id: str, outcome: Outcome) -> None:
         self.subject = subject
         self.payload = payload
-        self.headers = headers
+        self.msg_id = msg_id
         self.outcome = outcome
         self.deadline = 0.0
         self.future: asyncio.Future[bool] | None = None
@@ -103,6 +108,9 @@ class Sender:
         self._tokens = itertools.count(1)
         self._prefix = ""
         self._reply_prefix = ""
+        self._reply_prefix_b = b""
+        self._subjects: dict[str, bytes] = {}
+        self._raw = False
         self._token_at = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sub: Any = None
@@ -121,7 +129,11 @@ class Sender:
         self._loop = asyncio.get_running_loop()
         self._prefix = nc.new_inbox()
         self._reply_prefix = self._prefix + "."
+        self._reply_prefix_b = self._reply_prefix.encode()
         self._token_at = len(self._reply_prefix)
+        self._raw = wire.supported(nc)
+        if not self._raw:
+            log.warning("nats_client_fallback", extra={"reason": "nats-py lacks the members wire.py uses"})
         self._sub = await nc.subscribe(self._prefix + ".*", cb=self._on_reply)
         self._spawn(self._sweep())
 
@@ -129,21 +141,28 @@ class Sender:
     def started(self) -> bool:
         return self._sub is not None
 
-    async def send(self, copy: Copy, expired: Callable[[], bool] | None = None) -> bool:
-        """Take a window slot (waiting while the window is full) and publish the copy.
+    async def send(self, copies: Sequence[Copy], expired: Callable[[], bool] | None = None) -> int:
+        """Publish the copies in order, taking window slots (waiting while the window is full).
 
-        Returns False, without publishing, if `expired()` turns true while waiting for a slot.
+        Returns how many were handed over: fewer than all only when `expired()` turned true while
+        waiting for a slot.
         """
-        while self.in_flight >= self._max:
-            self._space.clear()
-            if expired is not None and expired():
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._space.wait(), SWEEP_INTERVAL_MAX_S)
-        self.in_flight += 1
-        self._idle.clear()
-        await self._publish(copy)
-        return True
+        sent, total = 0, len(copies)
+        while sent < total:
+            room = self._max - self.in_flight
+            if room <= 0:
+                self._space.clear()
+                if expired is not None and expired():
+                    return sent
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._space.wait(), SWEEP_INTERVAL_MAX_S)
+                continue
+            batch = copies[sent : sent + room]
+            self.in_flight += len(batch)
+            self._idle.clear()
+            await self._publish(batch)
+            sent += len(batch)
+        return sent
 
     async def wait_idle(self, expired: Callable[[], bool]) -> bool:
         """Wait until every copy is acknowledged; False if `expired()` turns true first."""
@@ -167,18 +186,57 @@ class Sender:
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def _publish(self, copy: Copy) -> None:
-        token = str(next(self._tokens))
+    async def _publish(self, copies: Sequence[Copy]) -> None:
+        """Register each copy under a fresh reply token, then queue their frames."""
         assert self._loop is not None, "start() first"
-        copy.deadline = self._loop.time() + self._ack_timeout_s
-        self._pending[token] = copy
+        deadline = self._loop.time() + self._ack_timeout_s
+        tokens: list[str] = []
+        for copy in copies:
+            token = str(next(self._tokens))
+            copy.deadline = deadline
+            self._pending[token] = copy
+            tokens.append(token)
+        nc = self._conn.nc
+        queued = 0  # copies whose frames nats-py holds: acked or timed out like any other
         try:
-            await self._conn.nc.publish(
-                copy.subject, copy.payload, reply=self._reply_prefix + token, headers=copy.headers
-            )
+            if self._raw:
+                for end, data in self._frames(copies, tokens):
+                    await wire.write(nc, data, end - queued)
+                    queued = end
+            else:
+                for copy, token in zip(copies, tokens, strict=True):
+                    headers = {MSG_ID_HEADER: copy.msg_id, CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE}
+                    await nc.publish(
+                        copy.subject, copy.payload, reply=self._reply_prefix + token, headers=headers
+                    )
+                    queued += 1
         except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError) as exc:
-            if self._pending.pop(token, None) is not None:
-                self._fail(copy, PublishFailed(repr(exc)))
+            failed = PublishFailed(repr(exc))
+            for token in tokens[queued:]:
+                unsent = self._pending.pop(token, None)
+                if unsent is not None:
+                    self._fail(unsent, failed)
+
+    def _frames(self, copies: Sequence[Copy], tokens: list[str]) -> Iterator[tuple[int, bytes]]:
+        """The copies' frames joined in pieces of about WRITE_BYTES: (copies covered so far, bytes)."""
+        parts: list[bytes] = []
+        size = 0
+        reply = self._reply_prefix_b
+        subjects = self._subjects
+        for i, copy in enumerate(copies):
+            subject = subjects.get(copy.subject)
+            if subject is None:
+                subject = subjects[copy.subject] = copy.subject.encode()
+            header = wire.header_block(copy.msg_id)
+            payload = copy.payload
+            head = wire.frame_head(subject, reply + tokens[i].encode(), len(header), len(payload))
+            parts += (head, header, payload, wire.CRLF)
+            size += len(header) + len(payload)
+            if size >= WRITE_BYTES:
+                yield i + 1, b"".join(parts)
+                parts, size = [], 0
+        if parts:
+            yield len(copies), b"".join(parts)
 
     def _finish(self) -> None:
         self.in_flight -= 1
@@ -197,44 +255,52 @@ class Sender:
         copy = self._pending.pop(msg.subject[self._token_at :], None)
         if copy is None:
             return  # a late ack for a copy that already timed out and was re-sent
-        exc = self._check_ack(msg)
-        if exc is None:
-            self.acked += 1
-            assert self._loop is not None
-            self.last_ack_at = self._loop.time()
-            duplicate = b'"duplicate":true' in msg.data
-            if copy.future is not None:
-                if not copy.future.done():
-                    copy.future.set_result(duplicate)
-                return
-            copy.outcome.acked(duplicate)
-            self._finish()
-        elif isinstance(exc, PublishRejected) and copy.future is None:
-            self._reject(copy, str(exc))
-        else:
+        try:
+            duplicate = self._read_ack(msg)
+        except PublishRejected as exc:
+            if copy.future is None:
+                self._reject(copy, str(exc))
+            else:
+                self._fail(copy, exc)
+            return
+        except PublishFailed as exc:
             self._fail(copy, exc)
+            return
+        self.acked += 1
+        assert self._loop is not None
+        self.last_ack_at = self._loop.time()
+        if copy.future is not None:
+            if not copy.future.done():
+                copy.future.set_result(duplicate)
+            return
+        copy.outcome.acked(duplicate)
+        self._finish()
 
     @staticmethod
-    def _check_ack(msg: Msg) -> Exception | None:
+    def _read_ack(msg: Msg) -> bool:
+        """Whether the PubAck says `duplicate`; raises PublishFailed (retry) or PublishRejected."""
         data = msg.data
         if not data:
             status = (msg.headers or {}).get("Status", "")
             if status == NO_RESPONDERS_STATUS:
-                return PublishFailed("no responders: no stream covers the subject, or JetStream is down")
-            return PublishFailed(f"empty reply (status {status or 'none'})")
+                raise PublishFailed("no responders: no stream covers the subject, or JetStream is down")
+            raise PublishFailed(f"empty reply (status {status or 'none'})")
         try:
             resp = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return PublishFailed(f"unreadable PubAck: {data[:200]!r}")
-        err = resp.get("error") if isinstance(resp, dict) else None
+            raise PublishFailed(f"unreadable PubAck: {data[:200]!r}") from None
+        if not isinstance(resp, dict):
+            raise PublishFailed(f"unexpected PubAck: {data[:200]!r}")
+        err = resp.get("error")
         if err:
             text = f"JetStream error {err.get('code')}/{err.get('err_code')}: {err.get('description')}"
             if err.get("err_code") in PERMANENT_ERR_CODES:
-                return PublishRejected(text)
-            return PublishFailed(text)
-        if not isinstance(resp, dict) or "seq" not in resp:
-            return PublishFailed(f"unexpected PubAck: {data[:200]!r}")
-        return None
+                raise PublishRejected(text)
+            raise PublishFailed(text)
+        if "seq" not in resp:
+            raise PublishFailed(f"unexpected PubAck: {data[:200]!r}")
+        # The server writes `"duplicate": true` (with a space): read it, never match bytes.
+        return resp.get("duplicate") is True
 
     def _reject(self, copy: Copy, reason: str) -> None:
         self.rejected += 1
@@ -250,7 +316,9 @@ class Sender:
         await asyncio.sleep(self._retry_initial_s * random.uniform(0.5, 1.5))
         try:
             async for attempt in AsyncRetrying(
-                wait=wait_exponential_jitter(initial=self._retry_initial_s, max=self._retry_max_s),
+                wait=wait_exponential_jitter(
+                    multiplier=self._retry_initial_s, max=self._retry_max_s, jitter=self._retry_initial_s
+                ),
                 retry=retry_if_exception_type(PublishFailed),
                 stop=stop_never,
                 before_sleep=self._log_retry,
@@ -260,7 +328,7 @@ class Sender:
                     self.retries += 1
                     await self._conn.connected.wait()
                     copy.future = asyncio.get_running_loop().create_future()
-                    await self._publish(copy)
+                    await self._publish((copy,))
                     duplicate = await copy.future
         except PublishRejected as exc:
             copy.future = None

@@ -118,7 +118,11 @@ async def retry_transient(
 
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=settings.retry_initial_wait_s, max=settings.retry_max_wait_s),
+        wait=wait_exponential_jitter(
+            multiplier=settings.retry_initial_wait_s,
+            max=settings.retry_max_wait_s,
+            jitter=settings.retry_initial_wait_s,
+        ),
         stop=stop,
         sleep=sleep,
         before_sleep=before_sleep,
