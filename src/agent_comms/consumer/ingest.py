@@ -64,6 +64,11 @@ class Prepared:
     row_msgs: list[Msg]
     letters: list[DeadLetter]
 
+    def extend(self, more: Prepared) -> None:
+        self.rows += more.rows
+        self.row_msgs += more.row_msgs
+        self.letters += more.letters
+
 
 class Ingest:
     """Binds the durable consumer and stores what it delivers; see the module docstring."""
@@ -182,6 +187,12 @@ class Ingest:
                         prepared = self._prepare(batch)
                         if in_flight is not None:
                             await in_flight
+                            # What arrived during that commit joins this one instead of waiting
+                            # for the next: a message waits for at most one commit before its own.
+                            late = puller.take(s.batch_size - len(batch))
+                            if late:
+                                batch += late
+                                prepared.extend(self._prepare(late))
                         in_flight = asyncio.create_task(self._store(batch, prepared))
             if in_flight is not None:
                 await in_flight
@@ -284,17 +295,19 @@ class Ingest:
         return DeadLetter(msg.data, reason, msg.subject, row.stream_seq, msg.headers)
 
     async def _ack(self, msgs: list[Msg]) -> None:
-        """Ack every message of a committed batch, then flush so the server has them before we go on.
+        """Ack every message of a committed batch.
 
-        A failure here loses nothing: unacked messages are redelivered and stored once.
+        The acks go out with nats-py's next write; the next commit does not wait for a round trip
+        to confirm them (closing the connection writes what is still queued). A failure here, or
+        a crash before they are written, loses nothing: unacked messages are redelivered and the
+        unique key stores them once.
         """
         nc = self.nats.nc
         try:
             for msg in msgs:
                 if msg.reply:
                     await nc.publish(msg.reply, ACK)
-            await nc.flush(timeout=max(1, round(self.settings.nats.connect_timeout_s)))
-        except (TimeoutError, nats.errors.Error) as exc:
+        except nats.errors.Error as exc:
             log.warning("ack_incomplete", extra={"messages": len(msgs), "error": repr(exc)})
 
     def _count(self, batch: Prepared, result: InsertResult, letters: list[DeadLetter]) -> None:

@@ -133,7 +133,9 @@ class Publisher:
         connect = loop.create_task(self.conn.connect())
 
         def wake_from_thread() -> None:
-            loop.call_soon_threadsafe(self._wake.set)
+            # Reading the flag from another thread is a benign race: at worst one extra wake-up.
+            if not self._wake.is_set():
+                loop.call_soon_threadsafe(self._wake.set)
 
         watcher = DirectoryWatcher(
             s.watch_dir,
