@@ -239,6 +239,18 @@ def rows_span(dsn: str, uid: str) -> tuple[int, float]:
     return int(row[0]), float(row[1] or 0.0)
 
 
+BURNER = """
+data = bytes(64 << 20)
+while True:
+    data = bytes(bytearray(data))
+"""
+"""A stand-in for the web side's work without the web: copying memory, on the web CPUs."""
+
+
+def start_burner() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([PY, "-c", BURNER], preexec_fn=Cpus.pinned(Cpus.web))
+
+
 def write_backlog(watch: Path, lines: int) -> None:
     log = watch / ".codex-bench-agent.log"
     with open(log, "w") as f:
@@ -262,8 +274,12 @@ async def ingest_phase(
     uid: str,
     clients: int,
     path: str = "/api/agents/events?channel=general&history=0",
+    burner: bool = False,
 ) -> dict[str, Any]:
-    """Pre-publish a backlog with `publish --once`, then time the consumer ingesting it."""
+    """Pre-publish a backlog with `publish --once`, then time the consumer ingesting it.
+
+    With `burner`, no clients but a process on the web CPUs that copies memory flat out: how much
+    the ingest loses to a busy neighbour core alone (shared caches and memory bandwidth)."""
     watch = work / f"backlog-{uid}"
     watch.mkdir()
     write_backlog(watch, args.backlog)
@@ -271,6 +287,7 @@ async def ingest_phase(
     run([PY, "-m", "agent_comms", "publish", "--watch-dir", str(watch), "--once"], pub_env)
     crowd = Crowd(web_port, path, clients)
     await crowd.start()
+    burn = start_burner() if burner else None
     web_cpu = cpu_s(web.pid)
     own_cpu = sum(os.times()[:2])
     port = free_port()
@@ -292,6 +309,9 @@ async def ingest_phase(
     finally:
         stop(consumer)
         await crowd.stop()
+        if burn is not None:
+            burn.kill()
+            burn.wait()
     count, span_s = rows_span(dsn, uid)
     return {
         "sse_clients": clients,
@@ -442,23 +462,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             Cpus.web,
         )
         wait_http(web_port, "/readyz")
-        # Ingest rates vary run to run (Postgres warming up, checkpoints): one warm-up, then the
-        # three cases interleaved for --rounds, compared by their medians.
+        # Ingest rates vary run to run (Postgres warming up, checkpoints, the host): one warm-up,
+        # then the cases interleaved for --rounds, the order rotated, compared by their medians.
         await ingest_phase(args, env, work, dsn, web, web_port, "bench-warmup", 0)
         other_run = "/api/agents/events?runId=bench-warmup&history=0"
-        cases: dict[str, list[dict[str, Any]]] = {"alone": [], "firehose": [], "other_run": []}
-        plans = {
-            "alone": (0, "/api/agents/events?channel=general&history=0"),
+        general = "/api/agents/events?channel=general&history=0"
+        plans: dict[str, tuple[int, str, bool]] = {
+            "alone": (0, general, False),
             # Worst case: every client receives every ingested row (the general channel).
-            "firehose": (args.clients, "/api/agents/events?channel=general&history=0"),
+            "firehose": (args.clients, general, False),
             # Typical: the clients watch another run while the backlog is ingested.
-            "other_run": (args.clients, other_run),
+            "other_run": (args.clients, other_run, False),
         }
+        if Cpus.web is not None:
+            # The control: no web side at all, only a neighbour core busy copying memory.
+            plans["neighbour_busy"] = (0, general, True)
+        cases: dict[str, list[dict[str, Any]]] = {name: [] for name in plans}
         names = list(plans)
         for r in range(args.rounds):
-            for name in names[r % 3 :] + names[: r % 3]:  # rotate: no case always runs after another
-                n, path = plans[name]
-                phase = await ingest_phase(args, env, work, dsn, web, web_port, f"bench-{name}-{r}", n, path)
+            k = r % len(names)
+            for name in names[k:] + names[:k]:  # rotate: no case always runs after another
+                n, path, burner = plans[name]
+                phase = await ingest_phase(
+                    args, env, work, dsn, web, web_port, f"bench-{name}-{r}", n, path, burner
+                )
                 cases[name].append(phase)
         ingest_port = free_port()
         consumer = start(
@@ -473,6 +500,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stop(consumer)
         medians = {k: statistics.median(p["rows_per_s"] or 0.0 for p in v) for k, v in cases.items()}
+        paired = {
+            k: statistics.median(
+                (p["rows_per_s"] or 0.0) / (a["rows_per_s"] or 1.0)
+                for p, a in zip(v, cases["alone"], strict=True)
+            )
+            for k, v in cases.items()
+            if k != "alone"
+        }
         return {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "cpus": {"ingest": sorted(Cpus.ingest), "web": sorted(Cpus.web)} if Cpus.web else "shared",
@@ -480,8 +515,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "rounds": args.rounds,
             "ingest_order": "rotated each round",
             "ingest_rows_per_s_median": {k: round(v, 1) for k, v in medians.items()},
-            "ingest_rate_ratio_firehose": round(medians["firehose"] / medians["alone"], 3),
-            "ingest_rate_ratio_other_run": round(medians["other_run"] / medians["alone"], 3),
+            "ingest_rate_ratio_firehose": round(paired["firehose"], 3),
+            "ingest_rate_ratio_other_run": round(paired["other_run"], 3),
+            "ingest_rate_ratio_neighbour_busy": round(paired["neighbour_busy"], 3)
+            if "neighbour_busy" in paired
+            else None,
+            "ingest_rate_ratio_of_medians": {k: round(medians[k] / medians["alone"], 3) for k in paired},
             "ingest_target": "ratio >= 0.90",
             "ingest_phases": cases,
             "latency": latency,
@@ -502,8 +541,8 @@ def cli() -> None:
     )
     parser.add_argument("--clients", type=int, default=200, help="SSE clients on the web process")
     parser.add_argument("--probes", type=int, default=10, help="clients that time every event")
-    parser.add_argument("--backlog", type=int, default=20_000, help="lines ingested per rate phase")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the ingest cases")
+    parser.add_argument("--backlog", type=int, default=40_000, help="lines ingested per rate phase")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the ingest cases")
     parser.add_argument("--rate", type=float, default=1000.0, help="lines/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -534,6 +573,15 @@ def cli() -> None:
     print(
         f"ingest, {args.clients} SSE clients on another run: {m['other_run']} rows/s, "
         f"ratio {result['ingest_rate_ratio_other_run']}"
+    )
+    if result["ingest_rate_ratio_neighbour_busy"] is not None:
+        print(
+            f"control, no web side, the web CPUs busy copying memory: {m['neighbour_busy']} rows/s, "
+            f"ratio {result['ingest_rate_ratio_neighbour_busy']} (what a busy neighbour core alone costs)"
+        )
+    print(
+        f"(ratios: median rate over median rate alone, {args.rounds} phases each; the median of the ratios "
+        f"to the 'alone' phase of the same round: {result['ingest_rate_ratio_paired_median']})"
     )
     print(
         f"delay written->received at {lat['rate_lines_per_s']:g} lines/s, {lat['sse_clients']} clients: "
