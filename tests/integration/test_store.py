@@ -22,6 +22,7 @@ from agent_comms.store import (
     insert_rows_isolating,
     list_dead_letters,
     migrate,
+    prepare_staging,
     prune,
     replay_dead_letters,
     row_from_body,
@@ -92,6 +93,41 @@ async def test_insert_is_idempotent_and_reports_inserted_and_present(database: s
     again = await insert_rows(conn, rows_of(bodies) + rows_of(bodies))  # duplicates inside one batch too
     assert not again.inserted and len(again.present) == 10
     assert len(await run_messages(conn, RUN.workflow_uid)) == 10
+    await conn.close()
+
+
+async def test_a_prepared_staging_table_is_reused_and_recreated_when_gone(database: str) -> None:
+    conn = await migrated(database)
+    bodies = make_bodies(9)
+    await prepare_staging(conn)
+    first = await insert_rows(conn, rows_of(bodies[:3]), staging_ready=True)
+    await conn.execute("DISCARD TEMP")  # the table is gone: the insert must create it again
+    second = await insert_rows(conn, rows_of(bodies[3:6]), staging_ready=True)
+    await conn.execute("DISCARD TEMP")
+    async with conn.transaction():  # the failed COPY inside a caller's transaction (the consumer's case)
+        third = await insert_rows(conn, rows_of(bodies[6:]), staging_ready=True)
+        await conn.execute("SELECT 1")  # the caller's transaction is still usable
+    assert [len(r.inserted) for r in (first, second, third)] == [3, 3, 3]
+    assert len(await run_messages(conn, RUN.workflow_uid)) == 9
+    await conn.close()
+
+
+async def test_a_staging_table_lost_with_a_rolled_back_transaction_is_recreated(database: str) -> None:
+    conn = await psycopg.AsyncConnection.connect(database)  # not autocommit, as the consumer's
+    await migrate(conn)
+    await conn.commit()
+    bodies = make_bodies(4)
+    await conn.execute("DISCARD TEMP")
+    await conn.commit()
+    try:
+        async with conn.transaction():
+            await prepare_staging(conn)  # created inside a transaction that then rolls back
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    async with conn.transaction():
+        result = await insert_rows(conn, rows_of(bodies), staging_ready=True)
+    assert len(result.inserted) == 4
     await conn.close()
 
 

@@ -45,6 +45,7 @@ from agent_comms.store import (
     insert_rows_isolating,
     is_transient,
     migrate,
+    prepare_staging,
     row_from_bytes,
 )
 from agent_comms.store.database import TRANSIENT, describe, retry_transient
@@ -264,7 +265,7 @@ class Ingest:
                 conn = await self._writer()
                 with self.metrics.commit_seconds.time():
                     async with conn.transaction():
-                        isolated = await insert_rows_isolating(conn, batch.rows)
+                        isolated = await insert_rows_isolating(conn, batch.rows, staging_ready=True)
                         letters = batch.letters + [
                             self._rejected(batch, i, r) for i, r in isolated.rejected.items()
                         ]
@@ -352,7 +353,13 @@ class Ingest:
     async def _writer(self) -> Conn:
         """The connection batches are written on, opened on demand (again after a failure)."""
         if self._db is None or self._db.closed:
-            self._db = await connect(self.settings.store)
+            db = await connect(self.settings.store)
+            try:
+                await prepare_staging(db)
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
         return self._db
 
     async def _close_db(self) -> None:

@@ -12,7 +12,14 @@ from agent_comms.store.dead_letters import (
     list_dead_letters,
     replay_dead_letters,
 )
-from agent_comms.store.messages import InsertResult, IsolatedResult, Key, insert_rows, insert_rows_isolating
+from agent_comms.store.messages import (
+    InsertResult,
+    IsolatedResult,
+    Key,
+    insert_rows,
+    insert_rows_isolating,
+    prepare_staging,
+)
 from agent_comms.store.migrate import migrate
 from agent_comms.store.prune import PruneResult, prune
 from agent_comms.store.reads import StoredMessage, channel_counts, run_messages
@@ -41,6 +48,7 @@ __all__ = [
     "is_transient",
     "list_dead_letters",
     "migrate",
+    "prepare_staging",
     "prune",
     "replay_dead_letters",
     "row_from_body",

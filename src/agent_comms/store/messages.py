@@ -85,17 +85,36 @@ class IsolatedResult:
     rejected: dict[int, str] = field(default_factory=dict)
 
 
-async def insert_rows(conn: Conn, rows: Sequence[MessageRow]) -> InsertResult:
+async def prepare_staging(conn: Conn) -> None:
+    """Create this connection's staging table now, in a transaction of its own, so that inserts
+    on it can pass `staging_ready=True` and save a round trip per batch (the consumer's commits)."""
+    async with conn.transaction():
+        await conn.execute(_PREPARE_STAGING)
+
+
+async def insert_rows(conn: Conn, rows: Sequence[MessageRow], *, staging_ready: bool = False) -> InsertResult:
     """Insert every row that is not stored yet; returns which were new.
 
     Runs inside the caller's transaction when there is one (as a savepoint), so a consumer can
     commit rows and dead letters together; commits on its own otherwise. Raises on any database
-    error, leaving the caller's transaction usable.
+    error, leaving the caller's transaction usable. With `staging_ready` (after `prepare_staging`
+    on this connection) the staging table is not created again; should it be gone all the same
+    (`DISCARD TEMP`), it is.
     """
     if not rows:
         return InsertResult.empty()
+    if staging_ready:
+        try:
+            return await _insert(conn, rows, create=False)
+        except psycopg.errors.UndefinedTable:
+            log.info("staging_table_recreated")
+    return await _insert(conn, rows, create=True)
+
+
+async def _insert(conn: Conn, rows: Sequence[MessageRow], *, create: bool) -> InsertResult:
     async with conn.transaction():
-        await conn.execute(_PREPARE_STAGING)
+        if create:
+            await conn.execute(_PREPARE_STAGING)
         async with conn.cursor() as cur:
             async with cur.copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
@@ -106,14 +125,16 @@ async def insert_rows(conn: Conn, rows: Sequence[MessageRow]) -> InsertResult:
     return InsertResult(inserted, frozenset(r.key for r in rows))
 
 
-async def insert_rows_isolating(conn: Conn, rows: Sequence[MessageRow]) -> IsolatedResult:
+async def insert_rows_isolating(
+    conn: Conn, rows: Sequence[MessageRow], *, staging_ready: bool = False
+) -> IsolatedResult:
     """`insert_rows`, but a row Postgres refuses (a value our checks let through) does not sink the
     batch: the batch is retried row by row and the refused rows come back in `rejected`.
 
     Failures of the database itself (connection lost, shutdown) still raise.
     """
     try:
-        return IsolatedResult(await insert_rows(conn, rows))
+        return IsolatedResult(await insert_rows(conn, rows, staging_ready=staging_ready))
     except DATA_REJECTED as exc:
         log.warning("batch_rejected_isolating_rows", extra={"rows": len(rows), "error": _short(exc)})
     outcome = IsolatedResult(InsertResult.empty())
