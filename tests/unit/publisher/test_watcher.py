@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_c import InotifyFD
 
 from agent_comms.publisher import watcher as watcher_mod
 from agent_comms.publisher.watcher import DirectoryWatcher
@@ -85,11 +86,10 @@ def test_without_inotify_it_falls_back_to_polling(tmp_path: Path, monkeypatch: p
 
 
 def test_stop_ends_the_reader_thread(tmp_path: Path) -> None:
-    before = threading.active_count()
     w = DirectoryWatcher(tmp_path, Wakes(), force_polling=False, poll_interval_s=1.0)
     w.start()
+    started = set(threading.enumerate())
+    reader = [t for t in started if isinstance(t, InotifyFD)]
+    assert len(reader) == 1 and reader[0].is_alive()
     w.stop()
-    deadline = time.monotonic() + 3
-    while threading.active_count() > before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert threading.active_count() == before
+    assert not reader[0].is_alive()
