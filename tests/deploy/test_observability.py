@@ -43,7 +43,7 @@ def test_readme_lists_the_agreed_metrics():
         "agent_comms_ingest_dead_letters_total",
         "agent_comms_ingest_lag_messages",
         "agent_comms_consumer_ready",
-        "agent_comms_sse_clients",
+        "agent_comms_web_sse_clients",
         "nats_stream_total_bytes",
         "nats_consumer_num_pending",
     ):
@@ -125,3 +125,40 @@ def test_alerts_cover_the_failure_modes():
         "nats_stream_total_bytes",
     ):
         assert name in used, f"no alert on {name}"
+
+
+def exported_metrics() -> set[str]:
+    """Every series name the code can export: the consumer's, the web half's and the sidecar's."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from agent_comms.consumer.metrics import IngestMetrics
+    from agent_comms.publisher.metrics import PublisherCollector
+    from agent_comms.publisher.watched import Summary
+    from agent_comms.web.metrics import WebMetrics
+
+    registry = CollectorRegistry()
+    IngestMetrics(registry)
+    WebMetrics(registry)
+    registry.register(PublisherCollector(SimpleNamespace(summary=Summary, finished=False)))  # type: ignore[arg-type]
+    names = set()
+    for family in registry.collect():
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        elif family.type == "histogram":
+            names.update(family.name + suffix for suffix in ("", "_bucket", "_sum", "_count"))
+        else:
+            names.add(family.name)
+    return names
+
+
+def test_the_code_exports_every_documented_agent_comms_metric():
+    documented = {n for n in documented_metrics(README) if n.startswith("agent_comms_")}
+    assert documented, "no agent_comms metric documented"
+    assert documented - exported_metrics() == set()
+
+
+def test_every_agent_comms_metric_the_code_exports_is_documented():
+    exported = {n for n in exported_metrics() if not n.endswith(("_bucket", "_sum", "_count"))}
+    assert undocumented(exported, documented_metrics(README)) == set()

@@ -114,6 +114,8 @@ def test_recorded_run_is_stored_once_per_channel_with_the_published_fields(
             assert row.body == {k: v for k, v in sent.body.items() if k != "timestamp"}
     assert duplicate_keys(database) == 0 and dead_letters(database) == []
     wait_metric(c, 'agent_comms_ingest_rows_total{channel="run"}', lines)
+    wait_metric(c, 'agent_comms_ingest_messages_total{result="stored"}', 2 * lines)
+    assert metric(c, 'agent_comms_ingest_messages_total{result="duplicate"}') == 0
     wait_metric(c, "agent_comms_consumer_ready ", 1.0)
     assert c.terminate() == 0
 
@@ -167,6 +169,7 @@ def test_sigkill_between_commit_and_ack_leaves_no_duplicate_and_no_gap(
     assert stored_seqs(database) == list(range(1, 3001)), "no gap: every stream sequence stored once"
     # Redelivered after the crash, found already stored: exactly the committed-but-unacked batch.
     wait_metric(restarted, "agent_comms_ingest_duplicate_rows_total", len(unacked))
+    wait_metric(restarted, 'agent_comms_ingest_messages_total{result="duplicate"}', len(unacked))
     wait_for(lambda: consumer_state(bare_nats.url).num_ack_pending == 0, 10, "all acked", restarted)
     assert restarted.terminate() == 0
 

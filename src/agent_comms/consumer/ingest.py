@@ -319,6 +319,9 @@ class Ingest:
         for channel, n in present.items():
             self.metrics.duplicate_rows.labels(channel).inc(n)
         self.metrics.dead_letters.inc(len(letters))
+        self.metrics.messages.labels("stored").inc(len(result.inserted))
+        self.metrics.messages.labels("duplicate").inc(len(result.present))
+        self.metrics.messages.labels("dead_letter").inc(len(letters))
         self.metrics.batches.inc()
         log.debug(
             "batch_committed",

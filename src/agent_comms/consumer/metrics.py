@@ -28,6 +28,14 @@ class IngestMetrics:
             "Messages written to the dead-letter table, then acked.",
             registry=r,
         )
+        self.messages = Counter(
+            "agent_comms_ingest_messages",
+            "Messages settled (committed, then acked), by result: stored, duplicate, dead_letter.",
+            ["result"],
+            registry=r,
+        )
+        for result in ("stored", "duplicate", "dead_letter"):
+            self.messages.labels(result)  # every series from the start, at 0
         self.batches = Counter("agent_comms_ingest_batches", "Batches committed and acked.", registry=r)
         self.lag = Gauge(
             "agent_comms_ingest_lag_messages",
