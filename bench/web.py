@@ -5,9 +5,11 @@ Everything real and on this machine: embedded Postgres and nats-server, `agent-c
 
 1. Ingest rate, with and without N SSE clients (default 200) on the web process: the same
    backlog of lines is pre-published with the consumer stopped, then ingested; the rate is rows
-   over the span of their `stored_at`. After a warm-up, three cases are interleaved for
-   --rounds and compared by medians: no clients; clients on the general channel (each receives
-   every ingested row: the worst case); clients watching another run. Target: at most 10 % lower.
+   over the span of their `stored_at`. After a warm-up, the cases are interleaved for --rounds
+   (order rotated) and compared by medians: no clients; clients on the general channel (each
+   receives every ingested row: the worst case); clients watching another run; and, when pinned,
+   a control with no clients but a memory-copying process on the web CPUs (what a busy
+   neighbour core costs by itself). Target: at most 10 % lower.
 2. Delay from a line written to a watched file to its event at an SSE client, at a steady
    --rate lines/s (default 1,000) for --seconds, with the N clients connected. Target: p99 < 250 ms.
 
