@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,20 +121,68 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
-class Clients:
-    """N SSE clients on one URL. `probes` of them parse events for latency; the rest only read."""
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+"""What Chromium's EventSource sends: the web process then compresses (docs/web.md)."""
 
-    def __init__(self, port: int, path: str, n: int, probes: int) -> None:
-        self.port, self.path, self.n, self.probes = port, path, n, probes
+
+class Dechunk:
+    """HTTP/1.1 chunked transfer coding, undone incrementally."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.data_left = 0
+        self.crlf_left = 0
+
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        out: list[bytes] = []
+        while True:
+            if self.data_left:
+                take = self.buf[: self.data_left]
+                out.append(take)
+                self.buf = self.buf[len(take) :]
+                self.data_left -= len(take)
+                if self.data_left:
+                    break
+            if self.crlf_left:
+                n = min(self.crlf_left, len(self.buf))
+                self.buf = self.buf[n:]
+                self.crlf_left -= n
+                if self.crlf_left:
+                    break
+            nl = self.buf.find(b"\r\n")
+            if nl < 0:
+                break
+            self.data_left = int(self.buf[:nl], 16)
+            self.crlf_left = 2
+            self.buf = self.buf[nl + 2 :]
+        return b"".join(out)
+
+
+class Clients:
+    """N SSE clients on one URL, asking for compression as browsers do unless `identity`.
+
+    Most only read (browsers elsewhere would inflate and parse; that is not the server's work);
+    `checkers` of them also undo the framing and compression and count events; `probes` of them
+    time each paced line's arrival (they check too)."""
+
+    def __init__(
+        self, port: int, path: str, n: int, *, probes: int = 0, checkers: int = 0, identity: bool = False
+    ) -> None:
+        self.port, self.path, self.n = port, path, n
+        self.probes, self.checkers, self.identity = probes, max(checkers, probes), identity
         self.delays_ms: list[float] = []
         self.stored_ms: list[float] = []
-        self.events = 0
+        self.wire_bytes = 0
+        self.checked_events: list[int] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.connected = 0
         self.all_connected = asyncio.Event()
 
     async def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._client(i < self.probes)) for i in range(self.n)]
+        self.tasks = [
+            asyncio.create_task(self._client(i < self.probes, i < self.checkers)) for i in range(self.n)
+        ]
         async with asyncio.timeout(30):
             await self.all_connected.wait()
 
@@ -141,25 +191,42 @@ class Clients:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    async def _client(self, probe: bool) -> None:
+    async def _client(self, probe: bool, check: bool) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 22)
-        writer.write(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode())
+        accept = "" if self.identity else f"Accept-Encoding: {ACCEPT_ENCODING}\r\n"
+        writer.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n{accept}\r\n".encode()
+        )
         await writer.drain()
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
+        deflated = False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            deflated = deflated or line.lower().startswith(b"content-encoding: deflate")
         self.connected += 1
         if self.connected == self.n:
             self.all_connected.set()
+        dechunk = Dechunk()
+        inflater = zlib.decompressobj() if deflated else None
+        events = 0
+        tail = b""
         buffer = b""
         try:
             while True:
                 chunk = await reader.read(1 << 18)
                 if not chunk:
                     return
-                if not probe:
-                    self.events += chunk.count(b"\nid: ") + chunk.startswith(b"id: ")
+                self.wire_bytes += len(chunk)
+                if not check:
                     continue
-                buffer += chunk
+                plain = dechunk.feed(chunk)
+                if inflater is not None:
+                    plain = inflater.decompress(plain)
+                # An event starts at "\nid: ": counted where it ends, so one split across reads
+                # is counted once (the 4 bytes kept cannot hold a whole one).
+                events += (tail + plain).count(b"\nid: ")
+                tail = (tail + plain)[-4:]
+                if not probe:
+                    continue
+                buffer += plain
                 now_ns = time.time_ns()
                 while (at := buffer.find(b"W@")) >= 0:
                     end = buffer.find(b"@", at + 2)
@@ -176,17 +243,20 @@ class Clients:
                 if len(buffer) > 1 << 16:
                     buffer = buffer[-256:]
         finally:
+            if check:
+                self.checked_events.append(events)
             writer.close()
 
 
 class Crowd:
-    """Clients that only read, in a process of their own (as browsers are): the probes that time
-    events then do not wait behind them in one event loop."""
+    """Clients in a process of their own (as browsers are): the probes that time events then do
+    not wait behind them in one event loop."""
 
-    def __init__(self, port: int, path: str, n: int) -> None:
+    def __init__(self, port: int, path: str, n: int, checkers: int, identity: bool) -> None:
         self.port, self.path, self.n = port, path, n
+        self.checkers, self.identity = checkers, identity
         self.proc: asyncio.subprocess.Process | None = None
-        self.events = 0
+        self.report: dict[str, Any] = {"wire_bytes": 0, "checked_events": []}
 
     async def start(self) -> None:
         if self.n == 0:
@@ -196,6 +266,9 @@ class Crowd:
             __file__,
             "--load-clients",
             str(self.n),
+            "--checkers",
+            str(self.checkers),
+            *(["--identity"] if self.identity else []),
             "--port",
             str(self.port),
             "--path",
@@ -215,19 +288,21 @@ class Crowd:
         self.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             out, _ = await self.proc.communicate()
-        self.events = int(out.strip() or 0)
+        self.report = json.loads(out)
 
 
-async def load_clients(port: int, path: str, n: int) -> None:
-    """`--load-clients`: connect n readers, say so, read until SIGTERM, print the events read."""
+async def load_clients(args: argparse.Namespace) -> None:
+    """`--load-clients`: connect the readers, say so, read until SIGTERM, print what they got."""
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    clients = Clients(port, path, n, 0)
+    clients = Clients(args.port, args.path, args.load_clients, checkers=args.checkers, identity=args.identity)
     await clients.start()
     print("connected", flush=True)
     await stopping.wait()
     await clients.stop()
-    print(clients.events, flush=True)
+    print(
+        json.dumps({"wire_bytes": clients.wire_bytes, "checked_events": clients.checked_events}), flush=True
+    )
 
 
 def rows_span(dsn: str, uid: str) -> tuple[int, float]:
@@ -260,10 +335,24 @@ def write_backlog(watch: Path, lines: int) -> None:
             f.write(f"backlog line {i}: the agent reports progress on its task, item {i % 97}\n")
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
+def cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc); with `reaped`, plus that of
+    its children that have exited and been waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of a process tree so far: the root, its live children, and exited children
+    (for Postgres: the postmaster and every backend, including those of finished phases)."""
+    total = cpu_s(root, reaped=True)
+    for child in Path(f"/proc/{root}/task/{root}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):  # exited since: in the root's reaped share
+            total += cpu_s(int(child))
+    return total
 
 
 async def ingest_phase(
@@ -277,6 +366,8 @@ async def ingest_phase(
     clients: int,
     path: str = "/api/agents/events?channel=general&history=0",
     burner: bool = False,
+    *,
+    pg_pid: int,
 ) -> dict[str, Any]:
     """Pre-publish a backlog with `publish --once`, then time the consumer ingesting it.
 
@@ -287,11 +378,12 @@ async def ingest_phase(
     write_backlog(watch, args.backlog)
     pub_env = {**env, **IDENTITY, "WORKFLOW_UID": uid}
     run([PY, "-m", "agent_comms", "publish", "--watch-dir", str(watch), "--once"], pub_env)
-    crowd = Crowd(web_port, path, clients)
+    crowd = Crowd(web_port, path, clients, args.checkers, args.identity)
     await crowd.start()
     burn = start_burner() if burner else None
     web_cpu = cpu_s(web.pid)
-    own_cpu = sum(os.times()[:2])
+    pg_cpu = tree_cpu_s(pg_pid)
+    crowd_cpu = cpu_s(crowd.proc.pid) if crowd.proc is not None else 0.0
     port = free_port()
     consumer = start(
         [PY, "-m", "agent_comms", "consume", "--http-host", "127.0.0.1", "--http-port", str(port)],
@@ -308,6 +400,7 @@ async def ingest_phase(
             if count >= want:
                 break
         await asyncio.sleep(1.0)
+        crowd_cpu = cpu_s(crowd.proc.pid) - crowd_cpu if crowd.proc is not None else 0.0
     finally:
         stop(consumer)
         await crowd.stop()
@@ -319,12 +412,15 @@ async def ingest_phase(
         "sse_clients": clients,
         "clients_watch": path if clients else None,
         "web_process_cpu_s": round(cpu_s(web.pid) - web_cpu, 2),
-        # This process (the clients run in a child of it), on the same cores as the ingest.
-        "bench_cpu_s": round(sum(os.times()[:2]) - own_cpu, 2),
+        "clients_cpu_s": round(crowd_cpu, 2),
+        # Every Postgres process, on the ingest CPUs: the web half's reads are the difference.
+        "postgres_cpu_s": round(tree_cpu_s(pg_pid) - pg_cpu, 2),
         "rows": count,
         "seconds": round(span_s, 3),
         "rows_per_s": round(count / span_s, 1) if span_s else None,
-        "events_to_clients": crowd.events,
+        "wire_bytes_to_clients": crowd.report["wire_bytes"],
+        # Events each checking client had received (inflated, counted) when the phase ended.
+        "events_at_checkers": crowd.report["checked_events"],
     }
 
 
@@ -356,8 +452,8 @@ async def latency_phase(
         Cpus.ingest,
     )
     path = f"/api/agents/events?runId={uid}&history=0"
-    crowd = Crowd(web_port, path, args.clients - args.probes)
-    probes = Clients(web_port, path, args.probes, args.probes)
+    crowd = Crowd(web_port, path, args.clients - args.probes, 0, args.identity)
+    probes = Clients(web_port, path, args.probes, probes=args.probes, identity=args.identity)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the run exists once its first line is stored
@@ -420,6 +516,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         os.sched_setaffinity(0, Cpus.ingest)  # the servers inherit it (Postgres backends too)
     pg = EmbeddedPostgres(work / "pg").start()
     nats = EmbeddedNats(work / "nats").start()
+    assert pg.proc is not None
+    pg_pid = pg.proc.pid
     os.sched_setaffinity(0, Cpus.web or everywhere)  # this script times the web side's events
     web: subprocess.Popen[bytes] | None = None
     try:
@@ -466,7 +564,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         wait_http(web_port, "/readyz")
         # Ingest rates vary run to run (Postgres warming up, checkpoints, the host): one warm-up,
         # then the cases interleaved for --rounds, the order rotated, compared by their medians.
-        await ingest_phase(args, env, work, dsn, web, web_port, "bench-warmup", 0)
+        await ingest_phase(args, env, work, dsn, web, web_port, "bench-warmup", 0, pg_pid=pg_pid)
         other_run = "/api/agents/events?runId=bench-warmup&history=0"
         general = "/api/agents/events?channel=general&history=0"
         plans: dict[str, tuple[int, str, bool]] = {
@@ -486,7 +584,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for name in names[k:] + names[:k]:  # rotate: no case always runs after another
                 n, path, burner = plans[name]
                 phase = await ingest_phase(
-                    args, env, work, dsn, web, web_port, f"bench-{name}-{r}", n, path, burner
+                    args, env, work, dsn, web, web_port, f"bench-{name}-{r}", n, path, burner, pg_pid=pg_pid
                 )
                 cases[name].append(phase)
         ingest_port = free_port()
@@ -559,12 +657,20 @@ def cli() -> None:
         default=len(os.sched_getaffinity(0)) >= 2,
         help="run the ingest side and the web side on separate CPUs (default on 2 CPUs or more)",
     )
+    parser.add_argument(
+        "--checkers", type=int, default=4, help="clients that inflate and count every event they get"
+    )
+    parser.add_argument(
+        "--identity",
+        action="store_true",
+        help="clients do not ask for compression (uncompressed streams; browsers do ask)",
+    )
     parser.add_argument("--load-clients", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--path", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_clients:
-        asyncio.run(load_clients(args.port, args.path, args.load_clients))
+        asyncio.run(load_clients(args))
         return
     socket.setdefaulttimeout(10)
     result = asyncio.run(main(args))

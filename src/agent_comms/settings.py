@@ -214,6 +214,8 @@ class WebSettings:
     """A run without a final status that has been silent this long is shown as stale."""
     poll_interval_s: float = 5.0
     """Seconds between reads by cursor when no NOTIFY arrived (a lost notification costs this)."""
+    sse_compression: bool = True
+    """Compress SSE streams (Content-Encoding: deflate) for clients that accept it."""
 
     def validate(self) -> WebSettings:
         checks = (

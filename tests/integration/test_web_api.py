@@ -45,12 +45,17 @@ def url(c: ConsumerProcess, path: str) -> str:
     return f"http://127.0.0.1:{c.port}{path}"
 
 
-async def test_sse_sends_history_then_live_rows_each_with_an_id(web: ConsumerProcess, dsn: str) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "deflate"])
+async def test_sse_sends_history_then_live_rows_each_with_an_id(
+    web: ConsumerProcess, dsn: str, compressed: bool
+) -> None:
     run = uid()
     await insert(dsn, rows_for(bodies_for(run, 5)))
-    client = await SseClient.connect(url(web, f"/api/agents/events?runId={run}"))
+    client = await SseClient.connect(url(web, f"/api/agents/events?runId={run}"), compressed=compressed)
     try:
         assert client.status == 200 and client.headers["content-type"].startswith("text/event-stream")
+        assert client.headers.get("content-encoding") == ("deflate" if compressed else None)
+        assert client.headers["vary"] == "Accept-Encoding"
         history = await client.events(5)
         assert [e.data["line"] for e in history] == [1, 2, 3, 4, 5]
         assert all(e.data["channel"] == "run" and e.data["workflow_uid"] == run for e in history)
@@ -102,16 +107,21 @@ async def test_general_channel_stream_and_filters_by_agent_and_kind(web: Consume
         await other_agent.close()
 
 
-async def test_last_event_id_resumes_with_no_gap_and_no_repeat(web: ConsumerProcess, dsn: str) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "deflate"])
+async def test_last_event_id_resumes_with_no_gap_and_no_repeat(
+    web: ConsumerProcess, dsn: str, compressed: bool
+) -> None:
     run = uid()
     await insert(dsn, rows_for(bodies_for(run, 10), general=False))
-    first = await SseClient.connect(url(web, f"/api/agents/events?runId={run}"))
+    first = await SseClient.connect(url(web, f"/api/agents/events?runId={run}"), compressed=compressed)
     seen = await first.events(10)
     await first.close()
     cut = seen[3].id
     await insert(dsn, rows_for(bodies_for(run, 5, start=11), general=False))
     for headers, query in (({"Last-Event-ID": str(cut)}, ""), ({}, f"&lastEventId={cut}")):
-        again = await SseClient.connect(url(web, f"/api/agents/events?runId={run}{query}"), headers=headers)
+        again = await SseClient.connect(
+            url(web, f"/api/agents/events?runId={run}{query}"), headers=headers, compressed=compressed
+        )
         try:
             resumed = await again.events(11)
             assert [e.data["line"] for e in resumed] == list(range(5, 16))
@@ -317,3 +327,49 @@ def test_agent_message_html_is_rendered_inert(web: ConsumerProcess, dsn: str) ->
     html = page["messages"][0]["html"]
     assert "<script" not in html and "<img" not in html and "href" not in html
     assert "&lt;script&gt;" in html and "<strong>ok</strong>" in html
+
+
+async def test_compressed_stream_ends_with_its_checksum_when_the_server_stops(
+    dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    c = start_web(dsn, tmp_path_factory.mktemp("web-stop"))
+    run = uid()
+    try:
+        wait_live(c)
+        await insert(dsn, rows_for(bodies_for(run, 3), general=False))
+        client = await SseClient.connect(url(c, f"/api/agents/events?runId={run}"), compressed=True)
+        assert len(await client.events(3)) == 3
+        await insert(dsn, rows_for(bodies_for(run, 400, start=4), general=False))
+        assert [e.data["line"] for e in await client.events(400)] == list(range(4, 404))
+        sent = [
+            ln for ln in c.get("/metrics").splitlines() if ln.startswith("agent_comms_web_sse_bytes_total")
+        ]
+        deflated = [float(ln.split()[-1]) for ln in sent if 'encoding="deflate"' in ln]
+        # Counted before each write, so at least what the client has read.
+        assert deflated and deflated[0] >= client.wire_bytes > 0, sent
+        assert client.wire_bytes * 4 < client.plain_bytes, "these rows shrink more than 4x"
+        await asyncio.to_thread(stop, c)
+        with pytest.raises(EOFError):
+            await client.next_event(timeout_s=10)
+        assert client.ended_cleanly, "final block and a matching Adler-32 before the end"
+        await client.close()
+    finally:
+        stop(c)
+
+
+async def test_no_sse_compression_serves_plain_text_to_every_client(
+    dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    c = start_web(dsn, tmp_path_factory.mktemp("web-plain"), env={"AGENT_COMMS_SSE_COMPRESSION": "false"})
+    run = uid()
+    try:
+        wait_live(c)
+        await insert(dsn, rows_for(bodies_for(run, 2), general=False))
+        client = await SseClient.connect(url(c, f"/api/agents/events?runId={run}"), compressed=True)
+        try:
+            assert "content-encoding" not in client.headers
+            assert [e.data["line"] for e in await client.events(2)] == [1, 2]
+        finally:
+            await client.close()
+    finally:
+        stop(c)

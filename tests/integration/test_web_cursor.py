@@ -130,6 +130,9 @@ async def test_many_writers_and_reconnecting_clients_see_every_row_once(
     writers, batches, per_batch = 4, 15, 7
     total = 1 + writers * batches * per_batch
     follower = await SseClient.connect(events_url(web, run))
+    # The same live batches, compressed once and shared (deflate.py): the same rows, once each.
+    compressed = await SseClient.connect(events_url(web, run), compressed=True)
+    assert compressed.headers.get("content-encoding") == "deflate"
 
     async def write(w: int) -> None:
         conn: Conn = await psycopg.AsyncConnection.connect(dsn)
@@ -159,11 +162,14 @@ async def test_many_writers_and_reconnecting_clients_see_every_row_once(
         hopper = asyncio.create_task(hop())
         await asyncio.gather(*(write(w) for w in range(writers)))
         followed = await follower.events(total, timeout_s=30)
+        inflated = await compressed.events(total, timeout_s=30)
         hopped = await asyncio.wait_for(hopper, 60)
     finally:
         await follower.close()
+        await compressed.close()
     want = list(range(1, total + 1))
     assert_exactly_once_in_order(followed, want)
+    assert_exactly_once_in_order(inflated, want)
     assert_exactly_once_in_order(hopped, want)
 
 

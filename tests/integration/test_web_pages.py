@@ -177,10 +177,14 @@ def test_an_appended_line_appears_live_on_the_run_and_general_pages(
     browser: Browser, page: Page, stack: dict[str, Any]
 ) -> None:
     general = browser.new_page(viewport={"width": 1280, "height": 900})
+    streams: list[dict[str, str]] = []
+    general.on("response", lambda r: streams.append(r.headers) if "/api/agents/events" in r.url else None)
     try:
         open_run(page, stack)
         general.goto(f"{stack['base']}/agents/general")
         expect(general.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)
+        # Chromium asks for compression: the live path under test is the compressed one.
+        assert streams and streams[0].get("content-encoding") == "deflate", streams
         marker = f"Live marker {uuid.uuid4().hex[:8]}"
         written = append(stack, agent_message(f"**{marker}** arrived"))
         expect(page.locator(".card.kind-message strong", has_text=marker)).to_be_visible(

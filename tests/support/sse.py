@@ -1,7 +1,9 @@
 """A small SSE client over a raw socket: what EventSource does, with deadlines for tests.
 
 Raw asyncio streams rather than an HTTP library, so a test can also hold a connection open
-without reading it (a stuck client) and control the socket's receive buffer.
+without reading it (a stuck client) and control the socket's receive buffer. With `compressed`
+it asks for `Content-Encoding: deflate` as browsers do, and inflates what it reads with zlib,
+which checks the stream's checksum when it ends (`ended_cleanly`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +36,9 @@ class SseClient:
     _chunked_left: int = 0
     _buffer: bytes = b""
     pending: list[Event] = field(default_factory=list)
+    inflater: Any = None
+    wire_bytes: int = 0
+    plain_bytes: int = 0
 
     @classmethod
     async def connect(
@@ -42,6 +48,7 @@ class SseClient:
         headers: dict[str, str] | None = None,
         rcvbuf: int | None = None,
         timeout_s: float = 10,
+        compressed: bool = False,
     ) -> SseClient:
         parts = urlsplit(url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -54,6 +61,8 @@ class SseClient:
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}", "Accept: text/event-stream"]
+            if compressed:
+                lines.append("Accept-Encoding: gzip, deflate, br, zstd")  # what Chromium sends
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             await writer.drain()
@@ -63,7 +72,15 @@ class SseClient:
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 k, _, v = line.decode().partition(":")
                 got[k.strip().lower()] = v.strip()
-        return cls(reader, writer, status, got)
+        client = cls(reader, writer, status, got)
+        if got.get("content-encoding") == "deflate":
+            client.inflater = zlib.decompressobj()
+        return client
+
+    @property
+    def ended_cleanly(self) -> bool:
+        """A compressed stream ended with its final block and a checksum that matched."""
+        return self.inflater is not None and self.inflater.eof and not self.inflater.unused_data
 
     async def body(self, timeout_s: float = 5) -> bytes:
         """The whole (non-streaming) body, for error responses."""
@@ -76,6 +93,16 @@ class SseClient:
             return out
 
     async def _read_chunk(self) -> bytes:
+        """The next piece of the body, inflated when compressed; b"" at its end."""
+        while True:
+            raw = await self._read_raw_chunk()
+            self.wire_bytes += len(raw)
+            plain = raw if self.inflater is None else self.inflater.decompress(raw)
+            self.plain_bytes += len(plain)
+            if plain or not raw:  # a sync flush ends each compressed piece: nothing is held back
+                return plain
+
+    async def _read_raw_chunk(self) -> bytes:
         if self.headers.get("transfer-encoding") != "chunked":
             return await self.reader.read(65536)
         size_line = await self.reader.readline()

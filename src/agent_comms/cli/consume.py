@@ -159,6 +159,14 @@ log = logging.getLogger("agent_comms.cli")
     help="Live rows held per SSE client; a slower client re-reads from Postgres instead (memory bound).",
 )
 @click.option(
+    "--sse-compression/--no-sse-compression",
+    envvar="AGENT_COMMS_SSE_COMPRESSION",
+    default=True,
+    show_default=True,
+    help="Compress SSE streams (Content-Encoding: deflate, each live batch compressed once for every "
+    "client) for clients that send Accept-Encoding: deflate, as browsers do.",
+)
+@click.option(
     "--stale-after",
     "stale_after_s",
     envvar="AGENT_COMMS_STALE_AFTER",
@@ -218,6 +226,7 @@ def consume(**kw: Any) -> None:
         client_queue_rows=kw.pop("sse_client_queue_rows"),
         stale_after_s=kw.pop("stale_after_s"),
         poll_interval_s=kw.pop("live_poll_interval_s"),
+        sse_compression=kw.pop("sse_compression"),
     )
     settings = ConsumeSettings(
         store=dataclasses.replace(store_settings(kw), pool_max_size=pool_size).validate(),

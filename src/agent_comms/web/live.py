@@ -27,6 +27,7 @@ from agent_comms.settings import StoreSettings, WebSettings
 from agent_comms.store import connect
 from agent_comms.store.database import TRANSIENT, Conn
 from agent_comms.store.feed import Filters, Scope, max_id, rows_after
+from agent_comms.web.deflate import Segment, segment
 from agent_comms.web.metrics import WebMetrics
 from agent_comms.web.rows import encode_row, sse_event
 
@@ -44,13 +45,17 @@ Item = tuple[int, bytes]
 """(row id, the encoded SSE event)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
     """The rows of one read that a group of identical subscribers wants, joined once for all of
-    them: a stream whose cursor is below `first_id` sends `joined` as it is."""
+    them: a stream whose cursor is below `first_id` sends `joined` (or, compressed, `deflated()`)
+    as it is."""
 
-    items: tuple[Item, ...]
-    joined: bytes
+    __slots__ = ("_deflated", "items", "joined")
+
+    def __init__(self, items: tuple[Item, ...]) -> None:
+        self.items = items
+        self.joined = b"".join(event for _, event in items)
+        self._deflated: Segment | None = None
 
     @property
     def first_id(self) -> int:
@@ -66,9 +71,15 @@ class Batch:
             return self.joined
         return b"".join(event for row_id, event in self.items if row_id > cursor)
 
+    def deflated(self) -> Segment:
+        """`joined`, compressed by the first stream that asks, for every stream (deflate.py)."""
+        if self._deflated is None:
+            self._deflated = segment(self.joined)
+        return self._deflated
+
     @classmethod
     def of(cls, items: list[Item]) -> Batch:
-        return cls(tuple(items), b"".join(event for _, event in items))
+        return cls(tuple(items))
 
 
 def in_scope(scope: Scope, record: dict[str, Any]) -> bool:

@@ -14,6 +14,12 @@ class WebMetrics:
         self.sse_events = Counter(
             "agent_comms_web_sse_events", "Events written to SSE streams (history and live).", registry=r
         )
+        self.sse_bytes = Counter(
+            "agent_comms_web_sse_bytes",
+            "Bytes written to SSE streams, by content encoding (deflate: compressed, see docs/web.md).",
+            ["encoding"],
+            registry=r,
+        )
         self.sse_resyncs = Counter(
             "agent_comms_web_sse_resyncs",
             "Times an SSE stream re-read from Postgres by cursor (its live queue overflowed, or it "

@@ -17,6 +17,7 @@ from typing import Final
 
 import orjson
 import psycopg_pool
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Send
@@ -27,6 +28,7 @@ from agent_comms.store.database import TRANSIENT, Conn
 from agent_comms.store.feed import Filters, Scope, latest_rows, rows_after
 from agent_comms.store.runs import resolve
 from agent_comms.web import params
+from agent_comms.web.deflate import Deflated, Plain, Wire, accepts_deflate
 from agent_comms.web.live import Hub, RunWatcher
 from agent_comms.web.metrics import WebMetrics
 from agent_comms.web.params import BadParameter, NotFound
@@ -54,17 +56,21 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:
+    def __init__(
+        self, events: AsyncGenerator[bytes, None], sent: Counter, headers: dict[str, str] | None = None
+    ) -> None:
         self.events = events
+        self.sent = sent
         self.status_code = 200
         self.background = None
-        self.init_headers(SSE_HEADERS)
+        self.init_headers({**SSE_HEADERS, **(headers or {})})
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         async def stream() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             try:
                 async for chunk in self.events:
+                    self.sent.inc(len(chunk))
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             finally:
                 await self.events.aclose()
@@ -126,14 +132,25 @@ class Streams:
             scope = Scope(general=True)
         if not await self._hub_ready():
             return _unavailable()
-        return EventStreamResponse(self._stream(scope, filters, last_id, history))
+        wire: Wire = (
+            Deflated()
+            if self.web.sse_compression and accepts_deflate(request.headers.get("accept-encoding"))
+            else Plain()
+        )
+        return EventStreamResponse(
+            self._stream(scope, filters, last_id, history, wire),
+            self.metrics.sse_bytes.labels(encoding=wire.name),
+            {**wire.headers, "Vary": "Accept-Encoding"},
+        )
 
     async def run_updates(self, _: Request) -> Response:
         """`GET /api/agents/run-updates`: `event: runs` with the workflow_uids that changed (at most
         one event a second); a `null` in the list means "unknown, refresh everything"."""
         if not await self._hub_ready():
             return _unavailable()
-        return EventStreamResponse(self._run_updates(self.hub.watch_runs()))
+        return EventStreamResponse(
+            self._run_updates(self.hub.watch_runs()), self.metrics.sse_bytes.labels(encoding="identity")
+        )
 
     async def _hub_ready(self) -> bool:
         try:
@@ -144,31 +161,34 @@ class Streams:
         return True
 
     async def _stream(
-        self, scope: Scope, filters: Filters, last_id: int | None, history: int
+        self, scope: Scope, filters: Filters, last_id: int | None, history: int, wire: Wire
     ) -> AsyncGenerator[bytes, None]:
+        """The stream's bytes as `wire` encodes them: per-client text (history, catch-up,
+        heartbeats) is encoded for this client, live batches once for all (deflate.py)."""
         sub, high = self.hub.subscribe(scope, filters)
         cursor = _Cursor(last_id or 0)
         try:
-            yield b"retry: %d\n\n" % RETRY_MS
+            chunk = wire.start() + wire.text(b"retry: %d\n\n" % RETRY_MS)
             if last_id is None:
                 async with self.pool.connection() as conn:
                     records = await latest_rows(conn, scope, filters, history) if history else []
                 cursor.value = max(high, int(records[-1]["id"]) if records else 0)
                 if records:
                     self.metrics.sse_events.inc(len(records))
-                    yield b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records)
-            else:
-                async for chunk in self._catch_up(scope, filters, cursor, high):
+                    chunk += wire.text(b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records))
+            yield chunk
+            if last_id is not None:
+                async for chunk in self._catch_up(scope, filters, cursor, high, wire):
                     yield chunk
             while not sub.closed:
                 if sub.must_resync:
                     high = self.hub.restart(sub)
-                    async for chunk in self._catch_up(scope, filters, cursor, high):
+                    async for chunk in self._catch_up(scope, filters, cursor, high, wire):
                         yield chunk
                     continue
                 batches = [b for b in sub.drain() if b.last_id > cursor.value]
                 if batches:
-                    chunk = b"".join(b.after(cursor.value) for b in batches)
+                    chunk = wire.batches(batches, cursor.value)
                     self.metrics.sse_events.inc(sum(len(b.items) for b in batches))
                     cursor.value = batches[-1].last_id  # batches come in id order
                     yield chunk
@@ -177,15 +197,16 @@ class Streams:
                     async with asyncio.timeout(self.web.heartbeat_s):
                         await sub.wake.wait()
                 except TimeoutError:
-                    yield HEARTBEAT
+                    yield wire.text(HEARTBEAT)
         except TRANSIENT as exc:
             # Postgres unreachable: end the stream; EventSource reconnects with its Last-Event-ID.
             log.warning("sse_stream_ended", extra={"error": repr(exc), "cursor": cursor.value})
         finally:
             self.hub.unsubscribe(sub)
+        yield wire.end()  # reached when the stream ends, not when the client went away
 
     async def _catch_up(
-        self, scope: Scope, filters: Filters, cursor: _Cursor, high: int
+        self, scope: Scope, filters: Filters, cursor: _Cursor, high: int, wire: Wire
     ) -> AsyncIterator[bytes]:
         """Everything after the cursor, page by page; leaves the cursor at `high` at least."""
         while True:
@@ -194,7 +215,7 @@ class Streams:
             if records:
                 cursor.value = int(records[-1]["id"])
                 self.metrics.sse_events.inc(len(records))
-                yield b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records)
+                yield wire.text(b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records))
             if len(records) < self.web.catchup_rows:
                 # The last read saw every committed row, so nothing up to `high` is left behind.
                 cursor.value = max(cursor.value, high)
