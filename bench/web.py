@@ -335,6 +335,26 @@ def write_backlog(watch: Path, lines: int) -> None:
             f.write(f"backlog line {i}: the agent reports progress on its task, item {i % 97}\n")
 
 
+def web_counters(port: int) -> dict[str, float]:
+    """The web process's fan-out counters (its /metrics): reads, rows read, resyncs, events sent."""
+    import urllib.request
+
+    names = {
+        "agent_comms_web_live_reads_total": "live_reads",
+        "agent_comms_web_live_rows_total": "live_rows",
+        "agent_comms_web_sse_resyncs_total": "resyncs",
+        "agent_comms_web_sse_events_total": "events_sent",
+    }
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = dict.fromkeys(names.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out
+
+
 def cpu_s(pid: int, *, reaped: bool = False) -> float:
     """User + system CPU seconds of a process so far (Linux /proc); with `reaped`, plus that of
     its children that have exited and been waited for."""
@@ -382,6 +402,7 @@ async def ingest_phase(
     await crowd.start()
     burn = start_burner() if burner else None
     web_cpu = cpu_s(web.pid)
+    counters = web_counters(web_port)
     pg_cpu = tree_cpu_s(pg_pid)
     crowd_cpu = cpu_s(crowd.proc.pid) if crowd.proc is not None else 0.0
     port = free_port()
@@ -412,6 +433,7 @@ async def ingest_phase(
         "sse_clients": clients,
         "clients_watch": path if clients else None,
         "web_process_cpu_s": round(cpu_s(web.pid) - web_cpu, 2),
+        "web_fanout": {k: v - counters[k] for k, v in web_counters(web_port).items()},
         "clients_cpu_s": round(crowd_cpu, 2),
         # Every Postgres process, on the ingest CPUs: the web half's reads are the difference.
         "postgres_cpu_s": round(tree_cpu_s(pg_pid) - pg_cpu, 2),

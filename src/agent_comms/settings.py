@@ -214,6 +214,9 @@ class WebSettings:
     """A run without a final status that has been silent this long is shown as stale."""
     poll_interval_s: float = 5.0
     """Seconds between reads by cursor when no NOTIFY arrived (a lost notification costs this)."""
+    batch_interval_s: float = 0.05
+    """Least seconds between two reads of the live fan-out: under steady traffic, what commits in
+    between goes to every client in one write (fewer, larger writes; adds at most this delay)."""
     sse_compression: bool = True
     """Compress SSE streams (Content-Encoding: deflate) for clients that accept it."""
 
@@ -224,11 +227,13 @@ class WebSettings:
             ("--sse-client-queue", self.client_queue_rows >= 10),
             ("--stale-after", self.stale_after_s > 0),
             ("--live-poll-interval", self.poll_interval_s > 0),
+            ("--live-batch-interval", 0 <= self.batch_interval_s <= 1),
         )
         for flag, ok in checks:
             if not ok:
                 raise ConfigError(
-                    f"{flag} is out of range (intervals positive, history >= 0, client queue >= 10)"
+                    f"{flag} is out of range (intervals positive, the batch interval 0-1 s, "
+                    "history >= 0, client queue >= 10)"
                 )
         if self.api_token is not None and len(self.api_token) < 16:
             raise ConfigError(

@@ -373,3 +373,64 @@ async def test_no_sse_compression_serves_plain_text_to_every_client(
             await client.close()
     finally:
         stop(c)
+
+
+async def test_sse_rows_carry_json_columns_exactly_as_the_json_api_does(
+    web: ConsumerProcess, dsn: str
+) -> None:
+    """The live path embeds `tool` and `attrs` as Postgres wrote them (store/feed.py), unparsed."""
+    run = uid()
+    (body,) = bodies_for(run, 1)
+    body["tool"] = {"name": "shell", "arguments": {"cmd": ["ls", "-la"], "quote": 'say "hi"\u2028é'}}
+    body["attrs"] = {"usage": {"tokens": 2**60 + 1, "ratio": 0.5}, "nested": [[], {}]}
+    body["future_field"] = {"kept": True}  # an unknown field of a newer schema: stored in `extra`
+    await insert(dsn, rows_for([body], general=False))
+    client = await SseClient.connect(url(web, f"/api/agents/events?runId={run}"), compressed=True)
+    try:
+        (event,) = await client.events(1)
+    finally:
+        await client.close()
+    _, page = get_json(web, f"/api/agents/runs/{run}/messages?limit=10")
+    (listed,) = page["messages"]
+    listed.pop("html", None)
+    assert event.data == listed
+    assert event.data["attrs"]["usage"]["tokens"] == 2**60 + 1, "an integer, not a rounded float"
+    assert event.data["tool"] == body["tool"] and event.data["future_field"] == {"kept": True}
+
+
+def live_reads(c: ConsumerProcess) -> float:
+    for ln in c.get("/metrics").splitlines():
+        if ln.startswith("agent_comms_web_live_reads_total"):
+            return float(ln.split()[-1])
+    raise AssertionError("agent_comms_web_live_reads_total not exported")
+
+
+async def test_steady_commits_reach_clients_in_batches_of_the_batch_interval(
+    dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    c = start_web(dsn, tmp_path_factory.mktemp("web-batch"), "--live-batch-interval", "0.6")
+    run = uid()
+    try:
+        wait_live(c)
+        await insert(dsn, rows_for(bodies_for(run, 1), general=False))
+        client = await SseClient.connect(url(c, f"/api/agents/events?runId={run}&history=1"))
+        try:
+            assert [e.data["line"] for e in await client.events(1)] == [1]
+            await asyncio.sleep(1.0)  # quiet: the next notification is read at once
+            before = live_reads(c)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await insert(dsn, rows_for(bodies_for(run, 1, start=2), general=False))
+            (first,) = await client.events(1)
+            assert loop.time() - started < 0.4, "a first commit after a quiet spell is not held back"
+            for line in range(3, 11):  # eight more commits, 50 ms apart: within ~0.4 s
+                await asyncio.sleep(0.05)
+                await insert(dsn, rows_for(bodies_for(run, 1, start=line), general=False))
+            rest = await client.events(8, timeout_s=5)
+            assert [e.data["line"] for e in [first, *rest]] == list(range(2, 11))
+            reads = live_reads(c) - before
+            assert 2 <= reads <= 3, f"{reads} reads for nine commits in ~0.45 s with a 0.6 s interval"
+        finally:
+            await client.close()
+    finally:
+        stop(c)

@@ -57,7 +57,7 @@ async def test_second_writer_waits_for_the_first_so_a_late_commit_is_never_skipp
     reader = await SseClient.connect(events_url(web, run))
     (first,) = await reader.events(1)
     await reader.close()  # a client that goes away, to come back with Last-Event-ID
-    live = await SseClient.connect(events_url(web, run) + "&history=0")
+    live = await SseClient.connect(events_url(web, run), headers={"Last-Event-ID": str(first.id)})
     slow_conn = await psycopg.AsyncConnection.connect(dsn)  # a transaction held open
     fast_conn = await writer(dsn)
     held, release = asyncio.Event(), asyncio.Event()

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_comms.backfill.timing import TimeEstimator, rfc3339
+from agent_comms.backfill.timing import TimeEstimator
 from agent_comms.core.codex import DEFAULT_GLOBS, Normalizer, file_context, file_identity, identify_source
 from agent_comms.core.lines import LineSplitter, RawLine
-from agent_comms.core.message import Channel, RunIdentity, body_with_channel, build_body, message_id
+from agent_comms.core.message import Channel, RunIdentity, body_with_channel, build_body, message_id, rfc3339
 from agent_comms.settings import StoreSettings
 from agent_comms.store.database import Conn, connect, connect_with_retry, retry_transient
 from agent_comms.store.messages import insert_rows

@@ -26,7 +26,3 @@ class TimeEstimator:
                 return self._times[lines[i - 1]], "neighbour"
             return self._times[lines[i]], "neighbour"
         return self._mtime, "file_mtime"
-
-
-def rfc3339(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -102,9 +102,13 @@ def message_id(workflow_uid: str, source: str, line: int, digest: str) -> str:
     return f"{workflow_uid}:{source}:{line}:{digest}"
 
 
+def rfc3339(ts: datetime) -> str:
+    """An aware time in UTC, RFC 3339 with microseconds and a `Z`: how every body writes time."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def rfc3339_now() -> str:
-    """The current UTC time in RFC 3339 with microseconds and a `Z`."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
 
 
 def build_body(

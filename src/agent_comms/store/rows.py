@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, NamedTuple
 import orjson
 
 from agent_comms.core.errors import AgentCommsError
-from agent_comms.core.message import CHANNELS, KINDS, REQUIRED_FIELDS, ROLES, SCHEMA_VERSION
+from agent_comms.core.message import CHANNELS, KINDS, REQUIRED_FIELDS, ROLES, SCHEMA_VERSION, rfc3339
 
 ArrivedVia = Literal["nats", "backfill"]
 
@@ -228,8 +228,7 @@ def _replace_nul(value: Any) -> tuple[Any, int]:
 def body_from_record(record: dict[str, Any]) -> dict[str, Any]:
     """The contract body of a stored row: the inverse of `row_from_body` (absent fields stay absent)."""
     body: dict[str, Any] = {k: record[k] for k in REQUIRED_FIELDS}
-    ts: datetime = record["timestamp"]
-    body["timestamp"] = ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    body["timestamp"] = rfc3339(record["timestamp"])
     for name in (*OPTIONAL_TEXT_FIELDS, "tool"):
         if record.get(name) is not None:
             body[name] = record[name]

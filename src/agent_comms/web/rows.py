@@ -6,11 +6,12 @@ so browsers never parse untrusted markdown themselves.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from agent_comms.core.message import rfc3339
 from agent_comms.store.rows import body_from_record
 from agent_comms.web.render import render_markdown
 
@@ -34,7 +35,7 @@ def encode_row(record: dict[str, Any]) -> bytes:
 def iso(ts: datetime | None) -> str | None:
     if ts is None:
         return None
-    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339(ts)
 
 
 def sse_event(row_id: int, data: bytes) -> bytes:
