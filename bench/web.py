@@ -669,7 +669,9 @@ def cli() -> None:
     parser.add_argument("--clients", type=int, default=200, help="SSE clients on the web process")
     parser.add_argument("--probes", type=int, default=10, help="clients that time every event")
     parser.add_argument("--backlog", type=int, default=40_000, help="lines ingested per rate phase")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the ingest cases")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="interleaved rounds of the ingest cases (phases vary ±15 %%)"
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="lines/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
