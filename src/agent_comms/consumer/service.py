@@ -65,7 +65,8 @@ async def serve_consumer(settings: ConsumeSettings, web_factory: WebFactory | No
     metrics = IngestMetrics()
     health = Health(metrics, needs_consumer=settings.ingest, needs_listening=web_factory is not None)
     sock = bind_socket(settings.bind_host, settings.http_port)
-    pool = create_pool(settings.store, name="agent-comms-consumer")
+    # The name shows in pg_stat_activity: which Deployment a connection belongs to.
+    pool = create_pool(settings.store, name="agent-comms-consumer" if settings.ingest else "agent-comms-web")
     web = web_factory(pool, metrics.registry, health) if web_factory else None
     app = create_app(health, metrics.registry, routes=web.routes() if web else ())
     server = http_server(app, graceful_timeout_s=HTTP_GRACE_S)

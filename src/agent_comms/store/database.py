@@ -56,14 +56,15 @@ def describe(settings: StoreSettings) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-async def connect(settings: StoreSettings, *, autocommit: bool = False) -> Conn:
-    """One connection (for commands like migrate and prune), failing after the connect timeout."""
+async def connect(settings: StoreSettings, *, autocommit: bool = False, name: str = "agent-comms") -> Conn:
+    """One connection (for commands like migrate and prune), failing after the connect timeout;
+    `name` is its application_name in pg_stat_activity."""
     try:
         return await AsyncConnection.connect(
             settings.database_url,
             autocommit=autocommit,
             connect_timeout=max(1, round(settings.connect_timeout_s)),
-            application_name="agent-comms",
+            application_name=name,
         )
     except psycopg.ProgrammingError as exc:
         raise AgentCommsError(f"DATABASE_URL is not a valid connection string: {exc}") from exc

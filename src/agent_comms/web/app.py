@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Final, Literal
 
+import psycopg
 import psycopg_pool
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -122,7 +123,12 @@ class Web:
         return Starlette(
             routes=routes,
             middleware=middleware,
-            exception_handlers={BadParameter: bad_parameter, NotFound: not_found},
+            exception_handlers={
+                BadParameter: bad_parameter,
+                NotFound: not_found,
+                # Postgres unreachable (refused, timed out, pool exhausted): a clear 503, no trace.
+                psycopg.OperationalError: _database_unavailable,
+            },
         )
 
     def routes(self) -> list[BaseRoute]:
@@ -156,6 +162,15 @@ class Web:
             raise
         self.report("migrated", True, "")
         return True
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("request_database_unavailable", extra={"path": request.url.path, "error": repr(exc)})
+    return JSONResponse(
+        {"error": "Postgres is unreachable: retry shortly (operators: /readyz and the log say why)"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
 
 
 async def _to_agents(_: Request) -> Response:

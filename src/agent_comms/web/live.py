@@ -40,6 +40,8 @@ READ_ROWS: Final = 2000
 """Rows per read of the fan-out; a larger backlog is read in several."""
 
 RECONNECT_MAX_S: Final = 5.0
+LISTEN_APPLICATION_NAME: Final = "agent-comms-web-listen"
+"""How the LISTEN connection shows in pg_stat_activity."""
 
 Item = tuple[int, bytes]
 """(row id, the encoded SSE event)."""
@@ -257,7 +259,7 @@ class Hub:
                 wait_s = min(wait_s * 2, RECONNECT_MAX_S)
 
     async def _listen(self) -> None:
-        conn = await connect(self.store, autocommit=True)
+        conn = await connect(self.store, autocommit=True, name=LISTEN_APPLICATION_NAME)
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
             # Read after LISTEN: a commit after this read is notified, one before it is counted.

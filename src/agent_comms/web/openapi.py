@@ -32,6 +32,9 @@ _ERRORS = {
     "400": {"description": "A bad parameter; `parameter` names it.", "content": {"application/json": {}}},
     "401": {"description": "AGENT_COMMS_API_TOKEN is set and the request has neither bearer nor session."},
     "404": {"description": "No workflow_uid or run_id with stored messages."},
+    "503": {
+        "description": "Postgres is unreachable (or, for SSE, the live fan-out is not listening); retry after Retry-After."
+    },
 }
 _PAGE = {
     "type": "object",
@@ -58,7 +61,8 @@ def openapi_document() -> dict[str, Any]:
     sse = {
         "description": "text/event-stream: `id:` is the row id (the cursor), `data:` the row as JSON. "
         "History first (the newest `history` rows, or everything after Last-Event-ID), then live; "
-        "`: keepalive` comments in between.",
+        "`: keepalive` comments in between. Compressed (`Content-Encoding: deflate`) for clients that "
+        "send `Accept-Encoding: deflate`, as browsers do.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
     return {
