@@ -8,6 +8,7 @@ serves the whole module; each test uses workflow_uids of its own.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -434,3 +435,32 @@ async def test_steady_commits_reach_clients_in_batches_of_the_batch_interval(
             await client.close()
     finally:
         stop(c)
+
+
+async def test_json_transcripts_and_pages_are_gzipped_for_clients_that_accept_it(
+    web: ConsumerProcess, dsn: str
+) -> None:
+    run = uid()
+    await insert(dsn, rows_for(bodies_for(run, 40), general=False))
+    for path in (
+        f"/api/agents/runs/{run}/messages?limit=40",
+        f"/api/agents/runs/{run}/transcript.jsonl",
+        f"/api/agents/runs/{run}/transcript.md",
+        "/openapi.json",
+        "/static/feed.js",
+    ):
+        plain_status, plain_headers, plain = http(web, path)
+        status, headers, packed = http(web, path, headers={"Accept-Encoding": "gzip"})
+        assert plain_status == status == 200, path
+        assert "content-encoding" not in {k.lower() for k in plain_headers}, path
+        assert headers.get("content-encoding") == "gzip", (path, headers)
+        assert gzip.decompress(packed) == plain and len(packed) * 2 < len(plain), path
+    # The SSE stream is left to compress itself (deflate): gzip alone is not offered there.
+    client = await SseClient.connect(
+        url(web, f"/api/agents/events?runId={run}"), headers={"Accept-Encoding": "gzip"}
+    )
+    try:
+        assert "content-encoding" not in client.headers
+        assert len(await client.events(40)) == 40
+    finally:
+        await client.close()

@@ -17,6 +17,7 @@ import psycopg_pool
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -36,6 +37,9 @@ from agent_comms.web.params import BadParameter, NotFound, bad_parameter, not_fo
 from agent_comms.web.sse import Streams
 
 log = logging.getLogger(__name__)
+
+GZIP_MIN_BYTES: Final = 1024
+"""Smaller responses go out as they are: compressing them saves less than it costs."""
 
 WebFact = Literal["listening", "migrated", "database_ok"]
 ReportFact = Callable[[WebFact, bool, str], None]
@@ -98,24 +102,40 @@ class Web:
 
     def app(self) -> Starlette:
         api, streams, login = self.api, self.streams, Login(self.settings.api_token)
+        # JSON, transcripts, pages and static files are gzipped for clients that accept it
+        # (Starlette's GZipMiddleware; large bodies in a thread). The SSE routes are not wrapped:
+        # they compress themselves, once per live batch for every client (deflate.py).
+        gz = [Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)]
         routes: list[BaseRoute] = [
             Route("/", _to_agents, methods=["GET"]),
-            Route("/openapi.json", _openapi, methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"], middleware=gz),
             Route("/login", login.form, methods=["GET"]),
             Route("/login", login.submit, methods=["POST"]),
             Route("/logout", login.logout, methods=["GET", "POST"]),
             Route("/api/agents/events", streams.events, methods=["GET"]),
             Route("/api/agents/run-updates", streams.run_updates, methods=["GET"]),
-            Route("/api/agents/runs", api.runs, methods=["GET"]),
-            Route("/api/agents/general/messages", api.general_messages, methods=["GET"]),
-            Route("/api/agents/runs/{run_id}", api.run, methods=["GET"]),
-            Route("/api/agents/runs/{run_id}/messages", api.run_messages, methods=["GET"]),
-            Route("/api/agents/runs/{run_id}/transcript.md", api.transcript_md, methods=["GET"]),
-            Route("/api/agents/runs/{run_id}/transcript.jsonl", api.transcript_jsonl, methods=["GET"]),
-            Route("/agents", runs_page, methods=["GET"]),
-            Route("/agents/general", general_page, methods=["GET"]),
-            Route("/agents/{run_id}", run_page, methods=["GET"]),
-            Mount("/static", app=StaticFiles(packages=[("agent_comms.web", "static")]), name="static"),
+            Route("/api/agents/runs", api.runs, methods=["GET"], middleware=gz),
+            Route("/api/agents/general/messages", api.general_messages, methods=["GET"], middleware=gz),
+            Route("/api/agents/runs/{run_id}", api.run, methods=["GET"], middleware=gz),
+            Route("/api/agents/runs/{run_id}/messages", api.run_messages, methods=["GET"], middleware=gz),
+            Route(
+                "/api/agents/runs/{run_id}/transcript.md", api.transcript_md, methods=["GET"], middleware=gz
+            ),
+            Route(
+                "/api/agents/runs/{run_id}/transcript.jsonl",
+                api.transcript_jsonl,
+                methods=["GET"],
+                middleware=gz,
+            ),
+            Route("/agents", runs_page, methods=["GET"], middleware=gz),
+            Route("/agents/general", general_page, methods=["GET"], middleware=gz),
+            Route("/agents/{run_id}", run_page, methods=["GET"], middleware=gz),
+            Mount(
+                "/static",
+                app=StaticFiles(packages=[("agent_comms.web", "static")]),
+                name="static",
+                middleware=gz,
+            ),
         ]
         middleware = [Middleware(SecurityHeaders)]
         if self.settings.api_token:
