@@ -16,6 +16,7 @@ from agent_comms.cli.options import (
     common_logging,
     database_options,
     echo_json,
+    max_body_option,
     nats_options,
     nats_settings,
     run_command,
@@ -73,14 +74,7 @@ log = logging.getLogger("agent_comms.cli")
     show_default=True,
     help="Seconds a pull request waits on the server for messages.",
 )
-@click.option(
-    "--max-body-bytes",
-    envvar="AGENT_COMMS_MAX_BODY_BYTES",
-    type=ByteSize(),
-    default="1M",
-    show_default=True,
-    help=f"Larger bodies are dead-lettered ({SIZE_HELP}).",
-)
+@max_body_option
 @click.option(
     "--bind-retry",
     "bind_retry_s",

@@ -152,6 +152,18 @@ def run_command(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def max_body_option(f: F) -> F:
+    """`--max-body-bytes`: `consume` and `dead-letters replay` judge bodies by the same limit."""
+    return click.option(
+        "--max-body-bytes",
+        envvar="AGENT_COMMS_MAX_BODY_BYTES",
+        type=ByteSize(),
+        default="1M",
+        show_default=True,
+        help=f"Larger bodies are dead letters: consume dead-letters them, replay leaves them ({SIZE_HELP}).",
+    )(f)
+
+
 def database_options(f: F) -> F:
     opts = [
         click.option(

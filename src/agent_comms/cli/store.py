@@ -10,11 +10,10 @@ import click
 
 from agent_comms import log as logsetup
 from agent_comms.cli.options import (
-    SIZE_HELP,
-    ByteSize,
     common_logging,
     database_options,
     echo_json,
+    max_body_option,
     run_command,
     store_settings,
 )
@@ -134,14 +133,7 @@ def dead_letters_list(limit: int, include_replayed: bool, **kw: Any) -> None:
 @dead_letters.command("replay")
 @click.option("--id", "ids", type=int, multiple=True, help="Replay this letter (repeatable).")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every letter not yet replayed.")
-@click.option(
-    "--max-body-bytes",
-    envvar="AGENT_COMMS_MAX_BODY_BYTES",
-    type=ByteSize(),
-    default="1M",
-    show_default=True,
-    help=f"Bodies above this stay dead letters ({SIZE_HELP}).",
-)
+@max_body_option
 @database_options
 @common_logging
 @run_command
