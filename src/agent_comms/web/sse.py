@@ -168,16 +168,16 @@ class Streams:
         sub, high = self.hub.subscribe(scope, filters)
         cursor = _Cursor(last_id or 0)
         try:
-            chunk = wire.start() + wire.text(b"retry: %d\n\n" % RETRY_MS)
+            # First, before any read that can fail: every later byte (and `end()`) follows it.
+            yield wire.start() + wire.text(b"retry: %d\n\n" % RETRY_MS)
             if last_id is None:
                 async with self.pool.connection() as conn:
                     records = await latest_rows(conn, scope, filters, history) if history else []
                 cursor.value = max(high, int(records[-1]["id"]) if records else 0)
                 if records:
                     self.metrics.sse_events.inc(len(records))
-                    chunk += wire.text(b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records))
-            yield chunk
-            if last_id is not None:
+                    yield wire.text(b"".join(sse_event(int(r["id"]), encode_row(r)) for r in records))
+            else:
                 async for chunk in self._catch_up(scope, filters, cursor, high, wire):
                     yield chunk
             while not sub.closed:
